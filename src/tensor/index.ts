@@ -1,0 +1,4 @@
+export * as tf from '@tensorflow/tfjs';
+export { BACKEND_CHOICES, initBackend, activeBackend } from './backend.js';
+export type { BackendChoice, BackendInfo, BackendName } from './backend.js';
+export { makeRng, permutation, seedEverything } from './random.js';

@@ -1,0 +1,191 @@
+// Kernels the wasm backend needs to train conv nets, registered over (or beside) what
+// @tensorflow/tfjs-backend-wasm 4.22 ships. Each one composes the backend's own fast
+// kernels (XNNPACK convolutions, transposes) rather than adding a new native loop, except
+// MaxPoolGrad, whose shipped version is wrong (see below).
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+
+const WASM = 'wasm';
+
+type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+/** Runs another wasm kernel from inside a kernel, with no engine bookkeeping. */
+function callKernel(backend: BackendWasm, name: string, inputs: NamedTensorInfoMap, attrs: object): TensorInfo {
+  const kernel = tf.getKernel(name, WASM);
+  if (kernel === undefined) throw new Error(`wasm backend has no ${name} kernel`);
+  return kernel.kernelFunc({ inputs, backend, attrs: attrs as NamedAttrMap }) as TensorInfo;
+}
+
+function release(backend: BackendWasm, ...infos: TensorInfo[]): void {
+  for (const info of infos) backend.disposeData(info.dataId);
+}
+
+function transpose(backend: BackendWasm, x: TensorInfo, perm: number[]): TensorInfo {
+  return callKernel(backend, 'Transpose', { x }, { perm });
+}
+
+/**
+ * dW of a 2-D convolution as one forward convolution: with batch and channels swapped,
+ * x becomes [C, H, W, N] and dy the filter [Ho, Wo, N, Co], and the filter taps of the
+ * original conv are `stride` apart in x, so the new conv uses dilation = stride.
+ * Output [C, kh, kw, Co] is transposed to [kh, kw, C, Co].
+ */
+const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number];
+  };
+  if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
+  const info: Conv2DInfo = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+  const [kh, kw, inC, outC] = filterShape;
+  const { top, bottom, left, right } = info.padInfo;
+
+  const xT = transpose(wasm, x, [3, 1, 2, 0]);
+  const xPadded = top + bottom + left + right > 0
+    ? callKernel(wasm, 'PadV2', { x: xT }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
+    : xT;
+  const dyT = transpose(wasm, dy, [1, 2, 0, 3]);
+  const full = callKernel(wasm, 'Conv2D', { x: xPadded, filter: dyT }, {
+    strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [info.strideHeight, info.strideWidth],
+  });
+  const cropped = full.shape[1] === kh && full.shape[2] === kw
+    ? full
+    : callKernel(wasm, 'Slice', { x: full }, { begin: [0, 0, 0, 0], size: [inC, kh, kw, outC] });
+  const dW = transpose(wasm, cropped, [1, 2, 0, 3]);
+
+  release(wasm, xT, dyT, full);
+  if (xPadded !== xT) release(wasm, xPadded);
+  if (cropped !== full) release(wasm, cropped);
+  return dW;
+};
+
+/**
+ * Replaces wasm's MaxPoolGrad, which starts its running max at the smallest *positive*
+ * float, so in windows whose values are all <= 0 the gradient goes to the wrong element.
+ * First maximum wins, as in the cpu backend; padding never wins.
+ */
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
+    filterSize: [number, number] | number; strides: [number, number] | number;
+    pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const out = wasm.makeOutput(input.shape, 'float32');
+  // Views are taken after makeOutput: allocation can grow (and detach) the wasm heap.
+  const x = wasm.typedArrayFromHeap(input) as Float32Array;
+  const g = wasm.typedArrayFromHeap(dy) as Float32Array;
+  const dx = wasm.typedArrayFromHeap(out) as Float32Array;
+  dx.fill(0);
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth,
+    filterHeight, filterWidth } = info;
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  for (let n = 0; n < batchSize; n++) {
+    const xBase = n * inHeight * inWidth * C;
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * strideHeight - padTop;
+      const hStart = Math.max(0, h0);
+      const hEnd = Math.min(inHeight, h0 + filterHeight);
+      for (let ow = 0; ow < outWidth; ow++) {
+        const w0 = ow * strideWidth - padLeft;
+        const wStart = Math.max(0, w0);
+        const wEnd = Math.min(inWidth, w0 + filterWidth);
+        const gBase = ((n * outHeight + oh) * outWidth + ow) * C;
+        for (let c = 0; c < C; c++) {
+          let best = -Infinity;
+          let bestAt = -1;
+          for (let h = hStart; h < hEnd; h++) {
+            for (let w = wStart; w < wEnd; w++) {
+              const at = xBase + (h * inWidth + w) * C + c;
+              if (x[at] > best) { best = x[at]; bestAt = at; }
+            }
+          }
+          if (bestAt >= 0) dx[bestAt] += g[gBase + c];
+        }
+      }
+    }
+  }
+  return out;
+};
+
+/**
+ * dX of a stride-1 convolution as a forward convolution of dy with the filter flipped
+ * spatially and its in/out channels swapped, padded k-1-p: XNNPACK runs it far faster
+ * than the shipped backprop-input kernel. Other strides keep the shipped kernel.
+ */
+function conv2DBackpropInput(shipped: KernelFunc): KernelFunc {
+  return (args) => {
+    const wasm = args.backend as BackendWasm;
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as {
+      strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil'; inputShape: [number, number, number, number];
+    };
+    const filterShape = filter.shape as [number, number, number, number];
+    const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    const [kh, kw] = filterShape;
+    const { top, bottom, left, right } = info.padInfo;
+    const newPads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
+    if (dataFormat === 'NCHW' || info.strideHeight !== 1 || info.strideWidth !== 1 || newPads.some((p) => p < 0)) {
+      return shipped(args);
+    }
+    const flipped = callKernel(wasm, 'Reverse', { x: filter }, { dims: [0, 1] });
+    const swapped = transpose(wasm, flipped, [0, 1, 3, 2]);
+    const dx = callKernel(wasm, 'Conv2D', { x: dy, filter: swapped }, {
+      strides: [1, 1], pad: [[0, 0], [newPads[0], newPads[1]], [newPads[2], newPads[3]], [0, 0]],
+      dataFormat: 'NHWC', dilations: [1, 1],
+    });
+    release(wasm, flipped, swapped);
+    return dx;
+  };
+}
+
+/** wasm's BatchMatMul leaves XNNPACK when an operand is transposed; materialise the transpose first. */
+function batchMatMul(shipped: KernelFunc): KernelFunc {
+  return (args) => {
+    const wasm = args.backend as BackendWasm;
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    if (!transposeA && !transposeB) return shipped(args);
+    const swapLast = (t: TensorInfo) => {
+      const perm = t.shape.map((_, i) => i);
+      const r = perm.length;
+      [perm[r - 2], perm[r - 1]] = [perm[r - 1], perm[r - 2]];
+      return transpose(wasm, t, perm);
+    };
+    const aT = transposeA ? swapLast(a) : a;
+    const bT = transposeB ? swapLast(b) : b;
+    const out = shipped({ ...args, inputs: { a: aT, b: bT }, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as TensorInfo;
+    if (aT !== a) release(wasm, aT);
+    if (bT !== b) release(wasm, bT);
+    return out;
+  };
+}
+
+function replaceKernel(name: string, make: (shipped: KernelFunc) => KernelFunc): void {
+  const shipped = tf.getKernel(name, WASM);
+  if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel to replace`);
+  if ((shipped.kernelFunc as { a2?: boolean }).a2) return;
+  const kernelFunc = make(shipped.kernelFunc);
+  (kernelFunc as { a2?: boolean }).a2 = true;
+  tf.unregisterKernel(name, WASM);
+  tf.registerKernel({ kernelName: name, backendName: WASM, kernelFunc, setupFunc: shipped.setupFunc, disposeFunc: shipped.disposeFunc });
+}
+
+/** Names of the kernels a2 adds or replaces on wasm; idempotent. */
+export function registerWasmTrainingKernels(): string[] {
+  if (tf.getKernel('Conv2DBackpropFilter', WASM) === undefined) {
+    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: WASM, kernelFunc: conv2DBackpropFilter });
+  }
+  replaceKernel('MaxPoolGrad', () => maxPoolGrad);
+  replaceKernel('Conv2DBackpropInput', conv2DBackpropInput);
+  replaceKernel('BatchMatMul', batchMatMul);
+  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul'];
+}

@@ -1,0 +1,123 @@
+// Each kernel a2 registers on wasm is checked against the cpu backend's result.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tf, initBackend, makeRng } from '../../src/tensor/index.js';
+
+await initBackend('wasm');
+
+function randomValues(n: number, seed: number, offset = 0): Float32Array {
+  const rng = makeRng(seed);
+  return Float32Array.from({ length: n }, () => rng() * 2 - 1 + offset);
+}
+
+/** Runs fn on both backends with the same inputs; returns the largest absolute difference per output. */
+async function compareBackends(fn: () => tf.Tensor[]): Promise<number[]> {
+  const results: Record<string, Float32Array[]> = {};
+  for (const backend of ['cpu', 'wasm']) {
+    await tf.setBackend(backend);
+    const outs = tf.tidy(fn);
+    results[backend] = await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+    tf.dispose(outs);
+  }
+  await tf.setBackend('wasm');
+  return results.cpu.map((cpu, i) => {
+    const wasm = results.wasm[i];
+    assert.equal(wasm.length, cpu.length);
+    let max = 0;
+    for (let j = 0; j < cpu.length; j++) max = Math.max(max, Math.abs(cpu[j] - wasm[j]));
+    return max;
+  });
+}
+
+const convCases: { stride: number; pad: 'same' | 'valid'; k: number; hw: number }[] = [
+  { stride: 1, pad: 'same', k: 3, hw: 9 },
+  { stride: 1, pad: 'valid', k: 3, hw: 9 },
+  { stride: 2, pad: 'same', k: 3, hw: 9 },
+  { stride: 2, pad: 'valid', k: 3, hw: 10 },
+  { stride: 2, pad: 'same', k: 4, hw: 8 },
+  { stride: 3, pad: 'valid', k: 5, hw: 13 },
+];
+
+for (const { stride, pad, k, hw } of convCases) {
+  test(`conv2d gradients match cpu: k=${k} stride=${stride} pad=${pad}`, async () => {
+    const [n, cin, cout] = [3, 4, 5];
+    const xv = randomValues(n * hw * hw * cin, 1);
+    const wv = randomValues(k * k * cin * cout, 2);
+    const diffs = await compareBackends(() => {
+      const x = tf.tensor4d(xv, [n, hw, hw, cin]);
+      const w = tf.tensor4d(wv, [k, k, cin, cout]);
+      const f = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.conv2d(a, b, stride, pad).square().sum();
+      const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
+      return [tf.conv2d(x, w, stride, pad), dx, dw];
+    });
+    console.log(`  k=${k} s=${stride} ${pad}: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`);
+    for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
+  });
+}
+
+for (const { size, stride, pad } of [
+  { size: 2, stride: 2, pad: 'valid' as const },
+  { size: 3, stride: 2, pad: 'same' as const },
+  { size: 3, stride: 1, pad: 'same' as const },
+]) {
+  test(`maxPool gradient matches cpu, including all-negative windows: ${size}/${stride} ${pad}`, async () => {
+    // Shifted down so most windows hold only values <= 0: the case wasm's shipped kernel gets wrong.
+    const xv = randomValues(2 * 8 * 8 * 3, 3, -0.8);
+    const diffs = await compareBackends(() => {
+      const x = tf.tensor4d(xv, [2, 8, 8, 3]);
+      // A distinct weight per output makes a gradient routed to the wrong element visible.
+      const g = tf.grad((a: tf.Tensor4D) => {
+        const pooled = tf.maxPool(a, size, stride, pad);
+        return pooled.mul(tf.linspace(1, 2, pooled.size).reshape(pooled.shape)).sum();
+      });
+      return [g(x)];
+    });
+    console.log(`  maxPool ${size}/${stride} ${pad}: max |Δ| dX ${diffs[0].toExponential(2)}`);
+    assert.ok(diffs[0] < 1e-5, `difference ${diffs[0]}`);
+  });
+}
+
+test('batched matmul with transposes matches cpu', async () => {
+  const av = randomValues(2 * 7 * 5, 4);
+  const bv = randomValues(2 * 5 * 6, 5);
+  const diffs = await compareBackends(() => {
+    const a = tf.tensor3d(av, [2, 7, 5]);
+    const b = tf.tensor3d(bv, [2, 5, 6]);
+    return [
+      tf.matMul(a, b),
+      tf.matMul(a.transpose([0, 2, 1]), b, true, false),
+      tf.matMul(a, b.transpose([0, 2, 1]), false, true),
+      tf.matMul(b, a, true, true),
+    ];
+  });
+  console.log(`  matmul: max |Δ| ${diffs.map((d) => d.toExponential(2)).join(' ')}`);
+  for (const d of diffs) assert.ok(d < 1e-5);
+});
+
+test('every weight gradient of a conv-net training step matches cpu', async () => {
+  const xv = randomValues(4 * 16 * 16 * 3, 6);
+  const labels = [0, 3, 1, 2];
+  const diffs = await compareBackends(() => {
+    const rng = makeRng(7);
+    const param = (shape: number[], scale: number) =>
+      tf.variable(tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => (rng() * 2 - 1) * scale), shape));
+    const w1 = param([3, 3, 3, 8], 0.3), w2 = param([3, 3, 8, 16], 0.2), w3 = param([4 * 4 * 16, 4], 0.05);
+    const gamma = tf.variable(tf.ones([8])), beta = tf.variable(tf.zeros([8]));
+    const x = tf.tensor4d(xv, [4, 16, 16, 3]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 4);
+    const { grads } = tf.variableGrads(() => {
+      let h: tf.Tensor4D = tf.conv2d(x, w1 as tf.Variable<tf.Rank.R4>, 1, 'same');
+      const { mean, variance } = tf.moments(h, [0, 1, 2]);
+      h = tf.batchNorm(h, mean, variance, beta, gamma, 1e-5).relu();
+      h = tf.maxPool(h, 2, 2, 'valid');
+      h = tf.conv2d(h, w2 as tf.Variable<tf.Rank.R4>, 2, 'same').relu();
+      const logits = h.reshape([4, -1]).matMul(w3);
+      return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+    }, [w1, w2, w3, gamma, beta]);
+    const out = [w1, w2, w3, gamma, beta].map((v) => grads[v.name]);
+    [w1, w2, w3, gamma, beta].forEach((v) => v.dispose());
+    return out;
+  });
+  console.log(`  conv-net step: max |Δ| per weight gradient ${diffs.map((d) => d.toExponential(2)).join(' ')}`);
+  for (const d of diffs) assert.ok(d < 1e-4);
+});
