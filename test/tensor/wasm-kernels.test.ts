@@ -66,8 +66,8 @@ for (const { size, stride, pad } of [
     const diffs = await compareBackends(() => {
       const x = tf.tensor4d(xv, [2, 8, 8, 3]);
       // A distinct weight per output makes a gradient routed to the wrong element visible.
-      const g = tf.grad((a: tf.Tensor4D) => {
-        const pooled = tf.maxPool(a, size, stride, pad);
+      const g = tf.grad((a: tf.Tensor) => {
+        const pooled = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
         return pooled.mul(tf.linspace(1, 2, pooled.size).reshape(pooled.shape)).sum();
       });
       return [g(x)];

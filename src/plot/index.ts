@@ -1,0 +1,127 @@
+// Figures: Vega-Lite specs rendered to PNG through vega + canvas, and grids of images.
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+import { createCanvas, loadImage, type SKRSContext2D } from 'canvas';
+
+export type { TopLevelSpec };
+
+const PIXEL_RATIO = 2;
+const FONT = 'sans-serif';
+
+/** Renders a Vega-Lite spec (data inlined) to PNG bytes on a white background. */
+export async function renderSpec(spec: TopLevelSpec): Promise<Buffer> {
+  const withBackground = { background: 'white', ...spec } as TopLevelSpec;
+  const view = new vega.View(vega.parse(compile(withBackground).spec), { renderer: 'none' });
+  try {
+    const canvas = (await view.toCanvas(PIXEL_RATIO)) as unknown as { toBuffer(mime: 'image/png'): Buffer };
+    return canvas.toBuffer('image/png');
+  } finally {
+    view.finalize();
+  }
+}
+
+/** A grey (channels 1) or RGB (channels 3) image, values in [0, 1] or bytes 0–255, row-major, channels last. */
+export interface PixelImage {
+  pixels: Float32Array | Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
+/** One panel of a figure: a raw image (scaled up, pixels kept sharp) or a rendered PNG. */
+export interface Panel {
+  title?: string;
+  image: PixelImage | Buffer;
+}
+
+export interface GridOptions {
+  title?: string;
+  /** Side of each panel's square area, CSS pixels. */
+  cell?: number;
+  rowLabels?: string[];
+}
+
+function drawPixels(ctx: SKRSContext2D, img: PixelImage, x: number, y: number, side: number): void {
+  const scale = Math.max(1, Math.floor(side / Math.max(img.width, img.height)));
+  const w = img.width * scale, h = img.height * scale;
+  const ox = x + Math.floor((side - w) / 2), oy = y + Math.floor((side - h) / 2);
+  const toByte = img.pixels instanceof Uint8Array ? (v: number) => v : (v: number) => Math.round(Math.min(1, Math.max(0, v)) * 255);
+  for (let r = 0; r < img.height; r++) {
+    for (let c = 0; c < img.width; c++) {
+      const at = (r * img.width + c) * img.channels;
+      const [red, green, blue] = img.channels === 1
+        ? [toByte(img.pixels[at]), toByte(img.pixels[at]), toByte(img.pixels[at])]
+        : [toByte(img.pixels[at]), toByte(img.pixels[at + 1]), toByte(img.pixels[at + 2])];
+      ctx.fillStyle = `rgb(${red},${green},${blue})`;
+      ctx.fillRect(ox + c * scale, oy + r * scale, scale, scale);
+    }
+  }
+}
+
+/** Lays panels out in rows with titles, optional row labels and a figure title; returns PNG bytes. */
+export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Promise<Buffer> {
+  const cell = options.cell ?? 140;
+  const pad = 10, titleH = 22, labelW = options.rowLabels ? 90 : 0, headH = options.title ? 34 : 0;
+  const cols = Math.max(...rows.map((r) => r.length));
+  const width = labelW + cols * (cell + pad) + pad;
+  const height = headH + rows.length * (cell + titleH + pad) + pad;
+  const canvas = createCanvas(width * PIXEL_RATIO, height * PIXEL_RATIO);
+  const ctx = canvas.getContext('2d');
+  ctx.scale(PIXEL_RATIO, PIXEL_RATIO);
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = 'white';
+  ctx.fillRect(0, 0, width, height);
+  ctx.fillStyle = 'black';
+  ctx.textAlign = 'center';
+  if (options.title) {
+    ctx.font = `bold 16px ${FONT}`;
+    ctx.fillText(options.title, width / 2, 24);
+  }
+  for (let r = 0; r < rows.length; r++) {
+    const y = headH + r * (cell + titleH + pad) + pad;
+    if (options.rowLabels?.[r]) {
+      ctx.font = `bold 13px ${FONT}`;
+      ctx.textAlign = 'left';
+      ctx.fillStyle = 'black';
+      ctx.fillText(options.rowLabels[r], pad, y + titleH + cell / 2);
+      ctx.textAlign = 'center';
+    }
+    for (let c = 0; c < rows[r].length; c++) {
+      const panel = rows[r][c];
+      const x = labelW + pad + c * (cell + pad);
+      ctx.fillStyle = 'black';
+      ctx.font = `12px ${FONT}`;
+      if (panel.title) ctx.fillText(panel.title, x + cell / 2, y + 15, cell);
+      if (Buffer.isBuffer(panel.image)) {
+        ctx.imageSmoothingEnabled = true;
+        const img = await loadImage(panel.image);
+        const s = Math.min(cell / img.width, cell / img.height);
+        ctx.drawImage(img, x + (cell - img.width * s) / 2, y + titleH + (cell - img.height * s) / 2, img.width * s, img.height * s);
+        ctx.imageSmoothingEnabled = false;
+      } else {
+        drawPixels(ctx, panel.image, x, y + titleH, cell);
+      }
+    }
+  }
+  return canvas.toBuffer('image/png');
+}
+
+/** A line chart of named series over a shared x; the usual shape of a2's loss and accuracy plots. */
+export function lineChart(opts: {
+  title: string; x: string; y: string; rows: Record<string, number | string>[]; series: string;
+  logX?: boolean; logY?: boolean; width?: number; height?: number; points?: boolean;
+}): TopLevelSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: opts.title,
+    width: opts.width ?? 420,
+    height: opts.height ?? 260,
+    data: { values: opts.rows },
+    mark: { type: 'line', point: opts.points ?? false },
+    encoding: {
+      x: { field: opts.x, type: 'quantitative', scale: opts.logX ? { type: 'log' } : { zero: false } },
+      y: { field: opts.y, type: 'quantitative', scale: opts.logY ? { type: 'log' } : { zero: false } },
+      color: { field: opts.series, type: 'nominal', title: opts.series },
+    },
+  } as TopLevelSpec;
+}

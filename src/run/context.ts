@@ -1,0 +1,153 @@
+// One run of one experiment: its staging folder, its writers, and how it lands in outputs/.
+// Everything is written under outputs/.partial/<name>/ and moved to outputs/<name>/ only
+// when the run succeeds, so a failed or interrupted run never leaves half its files beside
+// the last good ones. Checkpoints stay in the staging folder for --resume.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { type DataFileRecord, resolveDataDir } from '../data/index.js';
+import { type BackendInfo, seedEverything } from '../tensor/index.js';
+import { type TopLevelSpec, renderSpec } from '../plot/index.js';
+import { writeAtomic, writeJsonAtomic } from './files.js';
+import { gitCommit, packageVersions } from './manifest.js';
+
+export const PROFILES = ['full', 'quick', 'smoke'] as const;
+export type Profile = (typeof PROFILES)[number];
+
+/** Options every experiment receives from the CLI; experiment flags ride in `flags`. */
+export interface RunOptions {
+  profile: Profile;
+  seed: number;
+  outRoot: string;
+  dataDir?: string;
+  resume?: boolean;
+  /** Overrides of config keys (camelCase), from --epochs, --lr and experiment flags. */
+  overrides: Record<string, unknown>;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+/** A question's experiment: defaults in one typed object, presets per profile, and run. */
+export interface Experiment<C extends object = object> {
+  name: string;
+  summary: string;
+  defaults: C;
+  profiles: Partial<Record<Profile, Partial<C>>>;
+  /** Experiments whose outputs this one reads (run all orders by them). */
+  needs?: string[];
+  run(config: C, ctx: RunContext): Promise<object>;
+}
+
+/** defaults ← profile preset ← explicit overrides, keeping only keys the config has. */
+export function resolveConfig<C extends object>(exp: Experiment<C>, profile: Profile, overrides: Record<string, unknown>): C {
+  const config = { ...exp.defaults, ...(exp.profiles[profile] ?? {}) } as C;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined && key in exp.defaults) (config as Record<string, unknown>)[key] = value;
+  }
+  return Object.freeze(config);
+}
+
+export class RunContext {
+  readonly dir: string;
+  readonly finalDir: string;
+  readonly dataDir: string;
+  readonly dataFiles: DataFileRecord[] = [];
+  /** Extra facts for run.json (epoch times, model summaries). */
+  readonly manifestExtras: Record<string, unknown> = {};
+  private readonly started = new Date();
+
+  constructor(
+    readonly experiment: string,
+    readonly options: RunOptions,
+    readonly config: object,
+    readonly backend: BackendInfo,
+  ) {
+    this.finalDir = path.resolve(options.outRoot, experiment);
+    this.dir = path.resolve(options.outRoot, '.partial', experiment);
+    this.dataDir = resolveDataDir(options.dataDir);
+    if (!options.resume) rmSync(this.dir, { recursive: true, force: true });
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  get seed(): number { return this.options.seed; }
+  get signal(): AbortSignal | undefined { return this.options.signal; }
+
+  log(line: string): void {
+    (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`[${this.experiment}] ${line}`);
+  }
+
+  /** Throws if Ctrl-C (or a test) asked the run to stop; call between batches. */
+  checkAborted(): void {
+    if (this.signal?.aborted) throw new Error('interrupted');
+  }
+
+  path(rel: string): string { return path.join(this.dir, rel); }
+
+  writeText(rel: string, text: string): void { writeAtomic(this.path(rel), text); }
+  writeBytes(rel: string, bytes: Uint8Array): void { writeAtomic(this.path(rel), bytes); }
+  writeJson(rel: string, value: unknown): void { writeJsonAtomic(this.path(rel), value); }
+
+  /** Writes <rel>.png and its spec with data as <rel>.vl.json. */
+  async writeFigure(rel: string, spec: TopLevelSpec): Promise<Buffer> {
+    const png = await renderSpec(spec);
+    this.writeJson(`${rel}.vl.json`, spec);
+    this.writeBytes(`${rel}.png`, png);
+    return png;
+  }
+
+  /** Reads another experiment's landed outputs (q3 reads q2-conv-ae's models). */
+  outputsOf(experiment: string): string {
+    return path.resolve(this.options.outRoot, experiment);
+  }
+
+  /** Writes metrics.json and run.json, then swaps the staging folder in as outputs/<name>/. */
+  finish(metrics: object): void {
+    const finished = new Date();
+    this.writeJson('metrics.json', metrics);
+    this.writeJson('run.json', {
+      experiment: this.experiment,
+      profile: this.options.profile,
+      seed: this.options.seed,
+      config: this.config,
+      backend: { name: this.backend.name, tfjsBackend: this.backend.tfjsBackend, kernels: this.backend.kernels, notices: this.backend.notices },
+      packages: packageVersions(),
+      gitCommit: gitCommit(),
+      dataFiles: this.dataFiles.map((f) => ({ ...f, path: path.relative(process.cwd(), f.path) || f.path })),
+      startedAt: this.started.toISOString(),
+      finishedAt: finished.toISOString(),
+      durationSeconds: (finished.getTime() - this.started.getTime()) / 1000,
+      ...this.manifestExtras,
+    });
+    rmSync(path.join(this.dir, 'checkpoints'), { recursive: true, force: true });
+    const old = `${this.finalDir}.old-${process.pid}`;
+    if (existsSync(this.finalDir)) renameSync(this.finalDir, old);
+    renameSync(this.dir, this.finalDir);
+    rmSync(old, { recursive: true, force: true });
+  }
+
+  /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use. */
+  abandon(): void {
+    if (!existsSync(path.join(this.dir, 'checkpoints'))) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Seeds, builds the context, runs, and lands or abandons the outputs. */
+export async function runExperiment<C extends object>(
+  exp: Experiment<C>, options: RunOptions, backend: BackendInfo,
+): Promise<{ metrics: object; dir: string; seconds: number }> {
+  const config = resolveConfig(exp, options.profile, options.overrides);
+  seedEverything(options.seed);
+  const ctx = new RunContext(exp.name, options, config, backend);
+  const started = performance.now();
+  try {
+    const metrics = await exp.run(config, ctx);
+    ctx.finish(metrics);
+    return { metrics, dir: ctx.finalDir, seconds: (performance.now() - started) / 1000 };
+  } catch (err) {
+    ctx.abandon();
+    throw err;
+  }
+}
+
+export function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}

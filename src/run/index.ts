@@ -1,0 +1,6 @@
+export { PROFILES, RunContext, readJson, resolveConfig, runExperiment } from './context.js';
+export type { Experiment, Profile, RunOptions } from './context.js';
+export { writeAtomic, writeJsonAtomic } from './files.js';
+export { PROJECT_ROOT, gitCommit, packageVersions } from './manifest.js';
+export { epochProgress } from './progress.js';
+export type { EpochProgress } from './progress.js';

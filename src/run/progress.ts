@@ -1,0 +1,33 @@
+// Progress for long loops: a live bar on a terminal, one line per epoch elsewhere (CI logs).
+import cliProgress from 'cli-progress';
+
+export interface EpochProgress {
+  /** Advance by `images`, with the current loss (or other headline value). */
+  tick(images: number, loss: number): void;
+  stop(summary: string): void;
+}
+
+export function epochProgress(label: string, totalImages: number, log: (line: string) => void): EpochProgress {
+  const started = performance.now();
+  let done = 0;
+  const interactive = process.stderr.isTTY === true && process.env.CI === undefined;
+  const bar = interactive
+    ? new cliProgress.SingleBar({
+      format: `${label} {bar} {percentage}% | loss {loss} | {rate} img/s | ETA {eta_formatted}`,
+      hideCursor: true, clearOnComplete: true, stream: process.stderr,
+    }, cliProgress.Presets.shades_classic)
+    : undefined;
+  bar?.start(totalImages, 0, { loss: '-', rate: '-' });
+  return {
+    tick(images, loss) {
+      done += images;
+      const rate = done / ((performance.now() - started) / 1000);
+      bar?.update(done, { loss: loss.toFixed(4), rate: rate.toFixed(0) });
+    },
+    stop(summary) {
+      bar?.stop();
+      const seconds = (performance.now() - started) / 1000;
+      log(`${label} ${summary} | ${(done / seconds).toFixed(0)} img/s | ${seconds.toFixed(1)} s`);
+    },
+  };
+}
