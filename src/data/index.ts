@@ -6,5 +6,5 @@ export { OFFICIAL_FILES, md5, readDataFile, resolveDataDir } from './files.js';
 export type { DataFileRecord } from './files.js';
 export { MNIST_HEIGHT, MNIST_PIXELS, MNIST_WIDTH, loadMnist, parseIdxImages, parseIdxLabels } from './mnist.js';
 export type { MnistSplit } from './mnist.js';
-export { readPt, writePt } from './torch-pt.js';
+export { encodePt, readPt } from './torch-pt.js';
 export type { PtTensor } from './torch-pt.js';

@@ -197,8 +197,3 @@ export function encodePt(tensor: PtTensor, stem: string): Uint8Array {
     [`${stem}/version`]: new TextEncoder().encode('3\n'),
   }, { level: 0 });
 }
-
-export function writePt(file: string, tensor: PtTensor, write: (file: string, bytes: Uint8Array) => void): void {
-  const stem = file.split('/').pop()!.replace(/\.pt$/, '').replace(/[^A-Za-z0-9_]/g, '_') || 'archive';
-  write(file, encodePt(tensor, stem));
-}

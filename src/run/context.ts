@@ -35,6 +35,8 @@ export interface Experiment<C extends object = object> {
   /** Experiments whose outputs this one reads (run all orders by them). */
   needs?: string[];
   run(config: C, ctx: RunContext): Promise<object>;
+  /** The one number a summary table shows for this experiment. */
+  headline?(metrics: object): string;
 }
 
 /** defaults ← profile preset ← explicit overrides, keeping only keys the config has. */
