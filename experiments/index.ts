@@ -3,28 +3,6 @@ import type { RegistryEntry } from '../src/cli/main.js';
 
 export const registry: RegistryEntry[] = [
   {
-    name: 'q1-adam',
-    summary: 'Q1: gradient descent vs Adam on the bump curve; the largest bump Adam escapes; moment plots',
-    flags: [{ flags: '--far-slope <number>', description: 'slope of the loss past the bump (figure is not to scale)', kind: 'number' }],
-    load: async () => (await import('./q1-adam.js')).experiment,
-  },
-  {
-    name: 'q2-fc-ae',
-    summary: 'Q2.1: fully connected autoencoder on all of MNIST, λ = 2 and 32, L1 loss, Adam',
-    load: async () => (await import('./q2-fc-ae.js')).experiment,
-  },
-  {
-    name: 'q2-conv-ae',
-    summary: 'Q2.2: convolutional autoencoder of Figure 3 on all of MNIST, λ = 2 and 32',
-    load: async () => (await import('./q2-conv-ae.js')).experiment,
-  },
-  {
-    name: 'q3-mean-latent',
-    summary: 'Q3: decode the mean latent of q2-conv-ae over the 60k training images (trains q2-conv-ae if missing)',
-    needs: ['q2-conv-ae'],
-    load: async () => (await import('./q3-mean-latent.js')).experiment,
-  },
-  {
     name: 'q4-ops',
     summary: 'Q4: six PyTorch ops on the given .pt files, in tfjs and by hand, compared',
     flags: [
@@ -34,12 +12,6 @@ export const registry: RegistryEntry[] = [
       { flags: '--linear-bias <file>', description: 'Linear bias .pt, shape (out)', kind: 'string' },
     ],
     load: async () => (await import('./q4-ops.js')).experiment,
-  },
-  {
-    name: 'q5-cifar',
-    summary: 'Q5: conv net from scratch on CIFAR-10 (> 90% target); --subsets runs Q5.2, accuracy vs training-set size',
-    flags: [{ flags: '--subsets', description: 'also run Q5.2: 1, 10, 100, 1000 per class and the full set', kind: 'boolean' }],
-    load: async () => (await import('./q5-cifar.js')).experiment,
   },
   {
     name: 'q6-rf',

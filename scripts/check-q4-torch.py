@@ -1,7 +1,9 @@
 """Recomputes q4-ops in real PyTorch and compares with a2's metrics.json.
 
 usage: /usr/bin/python3 scripts/check-q4-torch.py OUTPUTS/q4-ops
-Prints the largest |torch - tfjs| and |torch - mine| per op; exits 1 if any exceeds 1e-6.
+Prints the largest |torch - tfjs| and |torch - mine| per op; exits 1 if any exceeds 1e-6,
+measured relative to max(1, |torch value|): float32 carries ~7 digits, so outputs of size 30
+can differ from PyTorch's own summation order by a few 1e-6 in absolute terms.
 """
 import json
 import sys
@@ -30,15 +32,20 @@ with torch.no_grad():
     }
     eval_out = bn.eval()(x)
 
+
+
+def scaled_diff(expected, got):
+    return ((expected - got).abs() / expected.abs().clamp(min=1.0)).max().item()
+
+
 worst = 0.0
 for op, expected in torch_out.items():
     got = metrics["ops"][op]
     assert list(expected.shape) == got["shape"], f"{op}: shape {list(expected.shape)} vs {got['shape']}"
     e = expected.flatten()
-    d_tfjs = (e - torch.tensor(got["tfjs"])).abs().max().item()
-    d_mine = (e - torch.tensor(got["mine"])).abs().max().item()
-    saved = torch.load(run / f"my_{op}_out.pt")
-    d_saved = (expected - saved).abs().max().item()
+    d_tfjs = scaled_diff(e, torch.tensor(got["tfjs"]))
+    d_mine = scaled_diff(e, torch.tensor(got["mine"]))
+    d_saved = scaled_diff(e, torch.load(run / f"my_{op}_out.pt").flatten())
     worst = max(worst, d_tfjs, d_mine, d_saved)
     print(f"{op:12s} |torch-tfjs| {d_tfjs:.2e}  |torch-mine| {d_mine:.2e}  |torch-my_{op}_out.pt| {d_saved:.2e}")
 b = metrics["ops"]["batchnorm1d"]
@@ -47,7 +54,7 @@ for name, expected, got in [
     ("running_var", bn.running_var, b["runningVar"]),
     ("eval output", eval_out.flatten(), b["evalOutput"]),
 ]:
-    d = (expected.flatten() - torch.tensor(got)).abs().max().item()
+    d = scaled_diff(expected.flatten(), torch.tensor(got))
     worst = max(worst, d)
     print(f"{'bn ' + name:12s} |torch-mine| {d:.2e}")
 print(f"worst {worst:.2e}")

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { a2, tempDir } from '../helpers.js';
+
+test('list names every experiment of the design card', async () => {
+  const { code, lines } = await a2('list');
+  assert.equal(code, 0);
+  for (const name of ['q1-adam', 'q2-fc-ae', 'q2-conv-ae', 'q3-mean-latent', 'q4-ops', 'q5-cifar', 'q6-rf']) {
+    assert.ok(lines.some((l) => l.startsWith(name)), `${name} missing from a2 list`);
+  }
+});
+
+const usageCases: [string, string[]][] = [
+  ['an unknown experiment', ['run', 'q9-nope']],
+  ['a non-numeric --epochs', ['run', 'q6-rf', '--epochs', 'ten']],
+  ['a zero --batch-size', ['run', 'q6-rf', '--batch-size', '0']],
+  ['a negative --lr', ['run', 'q6-rf', '--lr', '-1']],
+  ['an unknown --backend', ['run', 'q6-rf', '--backend', 'tpu']],
+  ['an unknown --profile', ['run', 'q6-rf', '--profile', 'huge']],
+  ['an unknown flag', ['run', 'q6-rf', '--colour', 'red']],
+  ['a malformed --layers stack', ['run', 'q6-rf', '--layers', 'conv(3,1)']],
+  ['a flag of an experiment not being run', ['run', 'q6-rf', '--far-slope', '-0.5']],
+];
+
+for (const [what, args] of usageCases) {
+  test(`${what} is a usage error: exit 2, nothing written`, async () => {
+    const out = tempDir();
+    const { code } = await a2(...args, '--out', out);
+    assert.equal(code, 2);
+    assert.deepEqual(readdirSync(out).filter((f) => f !== '.partial'), []);
+  });
+}
+
+test('an unknown experiment lists the valid choices', async () => {
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (m: string) => errors.push(m);
+  try {
+    await a2('run', 'q9-nope');
+  } finally {
+    console.error = original;
+  }
+  assert.match(errors.join('\n'), /unknown experiment "q9-nope"; choose from: q1-adam, .*q6-rf, all/);
+});
+
+test('a malformed .pt input fails the run (exit 1) and leaves no outputs folder behind', async () => {
+  const out = tempDir();
+  const { code, lines } = await a2('run', 'q4-ops', '--input', path.join(out, 'missing.pt'), '--out', out);
+  assert.equal(code, 1);
+  assert.ok(lines.some((l) => l.includes('missing.pt: expected a torch.save .pt file, found no such file')));
+  assert.equal(existsSync(path.join(out, 'q4-ops')), false);
+  assert.equal(existsSync(path.join(out, '.partial', 'q4-ops')), false);
+});
