@@ -3,6 +3,12 @@ import type { RegistryEntry } from '../src/cli/main.js';
 
 export const registry: RegistryEntry[] = [
   {
+    name: 'q1-adam',
+    summary: 'Q1: gradient descent vs Adam on the bump curve; the largest bump Adam escapes; moment plots',
+    flags: [{ flags: '--far-slope <number>', description: 'slope of the loss past the bump (figure is not to scale)', kind: 'number' }],
+    load: async () => (await import('./q1-adam.js')).experiment,
+  },
+  {
     name: 'q4-ops',
     summary: 'Q4: six PyTorch ops on the given .pt files, in tfjs and by hand, compared',
     flags: [
