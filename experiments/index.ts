@@ -9,6 +9,16 @@ export const registry: RegistryEntry[] = [
     load: async () => (await import('./q1-adam.js')).experiment,
   },
   {
+    name: 'q2-fc-ae',
+    summary: 'Q2.1: fully connected autoencoder on all of MNIST, λ = 2 and 32, L1 loss, Adam',
+    load: async () => (await import('./q2-fc-ae.js')).experiment,
+  },
+  {
+    name: 'q2-conv-ae',
+    summary: 'Q2.2: convolutional autoencoder of Figure 3 on all of MNIST, λ = 2 and 32',
+    load: async () => (await import('./q2-conv-ae.js')).experiment,
+  },
+  {
     name: 'q4-ops',
     summary: 'Q4: six PyTorch ops on the given .pt files, in tfjs and by hand, compared',
     flags: [

@@ -4,3 +4,4 @@ export { writeAtomic, writeJsonAtomic } from './files.js';
 export { PROJECT_ROOT, gitCommit, packageVersions } from './manifest.js';
 export { epochProgress } from './progress.js';
 export type { EpochProgress } from './progress.js';
+export { loadModel, modelSummary, saveModel } from './models.js';

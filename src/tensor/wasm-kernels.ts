@@ -115,10 +115,29 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   return out;
 };
 
+/** dy spread out `stride` apart with zeros between, inside a zero border: [N, P, Q, C]. */
+function dilateAndPad(backend: BackendWasm, dy: TensorInfo, sh: number, sw: number, top: number, left: number, P: number, Q: number): TensorInfo {
+  const [N, Ho, Wo, C] = dy.shape;
+  const out = backend.makeOutput([N, P, Q, C], 'float32');
+  const src = backend.typedArrayFromHeap(dy) as Float32Array;
+  const dst = backend.typedArrayFromHeap(out) as Float32Array;
+  dst.fill(0);
+  for (let n = 0; n < N; n++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const from = ((n * Ho + i) * Wo + j) * C;
+        dst.set(src.subarray(from, from + C), ((n * P + top + i * sh) * Q + left + j * sw) * C);
+      }
+    }
+  }
+  return out;
+}
+
 /**
- * dX of a stride-1 convolution as a forward convolution of dy with the filter flipped
- * spatially and its in/out channels swapped, padded k-1-p: XNNPACK runs it far faster
- * than the shipped backprop-input kernel. Other strides keep the shipped kernel.
+ * dX of a convolution as a forward convolution, which XNNPACK runs far faster than the
+ * shipped backprop-input kernel: dy (spread `stride` apart when stride > 1) padded k−1−p,
+ * convolved with the filter flipped spatially and its in/out channels swapped. This is also
+ * the forward pass of a transposed convolution. Shapes it cannot express keep the shipped kernel.
  */
 function conv2DBackpropInput(shipped: KernelFunc): KernelFunc {
   return (args) => {
@@ -131,17 +150,24 @@ function conv2DBackpropInput(shipped: KernelFunc): KernelFunc {
     const filterShape = filter.shape as [number, number, number, number];
     const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
     const [kh, kw] = filterShape;
-    const { top, bottom, left, right } = info.padInfo;
-    const newPads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right];
-    if (dataFormat === 'NCHW' || info.strideHeight !== 1 || info.strideWidth !== 1 || newPads.some((p) => p < 0)) {
-      return shipped(args);
-    }
+    const { strideHeight: sh, strideWidth: sw, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
+    const top = kh - 1 - info.padInfo.top, left = kw - 1 - info.padInfo.left;
+    // Rows and columns of padded, dilated dy that a valid conv needs to give H × W.
+    const P = H + kh - 1, Q = W + kw - 1;
+    const fits = top >= 0 && left >= 0 && P >= top + (Ho - 1) * sh + 1 && Q >= left + (Wo - 1) * sw + 1;
+    if (dataFormat === 'NCHW' || !fits) return shipped(args);
     const flipped = callKernel(wasm, 'Reverse', { x: filter }, { dims: [0, 1] });
     const swapped = transpose(wasm, flipped, [0, 1, 3, 2]);
-    const dx = callKernel(wasm, 'Conv2D', { x: dy, filter: swapped }, {
-      strides: [1, 1], pad: [[0, 0], [newPads[0], newPads[1]], [newPads[2], newPads[3]], [0, 0]],
-      dataFormat: 'NHWC', dilations: [1, 1],
-    });
+    let dx: TensorInfo;
+    if (sh === 1 && sw === 1) {
+      dx = callKernel(wasm, 'Conv2D', { x: dy, filter: swapped }, {
+        strides: [1, 1], pad: [[0, 0], [top, P - top - Ho], [left, Q - left - Wo], [0, 0]], dataFormat: 'NHWC', dilations: [1, 1],
+      });
+    } else {
+      const spread = dilateAndPad(wasm, dy, sh, sw, top, left, P, Q);
+      dx = callKernel(wasm, 'Conv2D', { x: spread, filter: swapped }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] });
+      release(wasm, spread);
+    }
     release(wasm, flipped, swapped);
     return dx;
   };

@@ -48,7 +48,7 @@ test('Adam\'s trajectory matches tf.train.adam on the same gradients', () => {
     let worst = 0;
     for (const record of mine) {
       const g = tf.scalar(grad(x.dataSync()[0]));
-      optimizer.applyGradients({ [x.name]: g });
+      optimizer.applyGradients([{ name: x.name, tensor: g }]);
       g.dispose();
       worst = Math.max(worst, Math.abs(x.dataSync()[0] - record.x));
     }

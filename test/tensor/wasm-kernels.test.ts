@@ -121,3 +121,17 @@ test('every weight gradient of a conv-net training step matches cpu', async () =
   console.log(`  conv-net step: max |Δ| per weight gradient ${diffs.map((d) => d.toExponential(2)).join(' ')}`);
   for (const d of diffs) assert.ok(d < 1e-4);
 });
+
+test('transposed convolution (stride 2, as in the conv autoencoder) and its gradients match cpu', async () => {
+  const xv = randomValues(2 * 7 * 7 * 8, 8);
+  const wv = randomValues(3 * 3 * 16 * 8, 9);
+  const diffs = await compareBackends(() => {
+    const x = tf.tensor4d(xv, [2, 7, 7, 8]);
+    const w = tf.tensor4d(wv, [3, 3, 16, 8]);
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 14, 14, 16], 2, 'same').square().sum();
+    const [dx, dw] = tf.grads(f)([x, w]);
+    return [tf.conv2dTranspose(x, w, [2, 14, 14, 16], 2, 'same'), dx, dw];
+  });
+  console.log(`  conv2dTranspose s=2: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`);
+  for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
+});
