@@ -73,17 +73,34 @@ export function evaluate(ae: Autoencoder, data: MnistSplit, batch = 1000): { l1:
 }
 
 /**
- * Trains one autoencoder with Adam on L1; one progress bar per epoch. With ReLU on the
- * latent layer, a small λ can lose every latent unit early (all pre-activations negative
- * for every image): the decoder then draws one constant image whatever the input and no
- * gradient ever reaches the encoder again. If that happens in epoch 1, the net is built
- * afresh (from the same seeded stream) up to `config.restarts` times, and the count is reported.
+ * A net is dead when its latent is zero for every image or its output is the same for every
+ * image: with ReLU after every layer (as the question has it), including the latent and the
+ * output, either can happen at init or early in training, and then no gradient reaches the
+ * encoder again. a2 re-draws such a net (from the same seeded stream) up to `config.restarts`
+ * times, at init and after epoch 1, and reports how often it did.
  */
+function isDead(ae: Autoencoder, x: tf.Tensor4D): boolean {
+  return tf.tidy(() => {
+    const z = ae.encoder.apply(x) as tf.Tensor;
+    const y = ae.decoder.apply(z) as tf.Tensor;
+    const spread = tf.sub(tf.max(y, 0), tf.min(y, 0)).max().dataSync()[0];
+    return tf.max(z).dataSync()[0] <= 0 || spread <= 0;
+  });
+}
+
 export async function trainAutoencoder(build: () => Autoencoder, data: { train: MnistSplit; test: MnistSplit }, config: AutoencoderConfig,
   ctx: RunContext, label: string, rng: () => number): Promise<{ ae: Autoencoder; result: LambdaResult }> {
-  let ae = build();
-  let optimizer = tf.train.adam(config.lr);
   const result: LambdaResult = { trainLoss: [], testLoss: [], finalTestL1: NaN, epochSeconds: [], activeLatents: 0, restarts: 0 };
+  const probe = batchTensor(data.train, Array.from({ length: Math.min(256, data.train.count) }, (_, i) => i));
+  const rebuild = (why: string, old?: Autoencoder) => {
+    result.restarts++;
+    ctx.log(`${label}: ${why}; drawing a fresh net (restart ${result.restarts} of ${config.restarts})`);
+    old?.encoder.dispose(); old?.decoder.dispose();
+    return build();
+  };
+  let ae = build();
+  while (isDead(ae, probe) && result.restarts < config.restarts) ae = rebuild('the new net is dead (constant latent or output)', ae);
+  let optimizer = tf.train.adam(config.lr);
   for (let epoch = 1; epoch <= config.epochs; epoch++) {
     const weights = [...ae.encoder.trainableWeights, ...ae.decoder.trainableWeights].map((w) => w.read() as tf.Variable);
     const started = performance.now();
@@ -105,11 +122,10 @@ export async function trainAutoencoder(build: () => Autoencoder, data: { train: 
     const trainLoss = sum / data.train.count;
     const test = evaluate(ae, data.test);
     progress.stop(`train L1 ${trainLoss.toFixed(4)} test L1 ${test.l1.toFixed(4)} active latents ${test.activeLatents}`);
-    if (epoch === 1 && test.activeLatents === 0 && result.restarts < config.restarts) {
-      result.restarts++;
-      ctx.log(`${label}: every latent unit is dead after epoch 1; building a fresh net (restart ${result.restarts} of ${config.restarts})`);
-      ae.encoder.dispose(); ae.decoder.dispose(); optimizer.dispose();
-      ae = build();
+    if (epoch === 1 && result.restarts < config.restarts && isDead(ae, probe)) {
+      ae = rebuild('the net died in epoch 1 (constant latent or output)', ae);
+      while (isDead(ae, probe) && result.restarts < config.restarts) ae = rebuild('the new net is dead (constant latent or output)', ae);
+      optimizer.dispose();
       optimizer = tf.train.adam(config.lr);
       epoch = 0;
       continue;
@@ -120,6 +136,7 @@ export async function trainAutoencoder(build: () => Autoencoder, data: { train: 
     result.epochSeconds.push((performance.now() - started) / 1000);
   }
   optimizer.dispose();
+  probe.dispose();
   result.finalTestL1 = result.testLoss[result.testLoss.length - 1];
   return { ae, result };
 }
@@ -200,7 +217,7 @@ function observations(title: string, config: AutoencoderConfig, results: Record<
     const r = results[lambda];
     const last = r.testLoss.length - 1;
     const trend = last > 0 ? (r.testLoss[last] < r.testLoss[last - 1] ? 'still falling at the last epoch' : 'no longer falling at the last epoch') : 'measured after one epoch';
-    lines.push(`- λ = ${lambda}: test L1 ${r.testLoss[0].toFixed(4)} after epoch 1 → ${r.finalTestL1.toFixed(4)} after epoch ${last + 1} (${trend}); train L1 ${r.trainLoss[last].toFixed(4)}; ${r.activeLatents} of ${lambda} latent units are non-zero for some test image (the ReLU on the latent layer can switch units off for good)${r.restarts ? `; the net was rebuilt ${r.restarts} time(s) because every latent unit died in epoch 1` : ''}.`);
+    lines.push(`- λ = ${lambda}: test L1 ${r.testLoss[0].toFixed(4)} after epoch 1 → ${r.finalTestL1.toFixed(4)} after epoch ${last + 1} (${trend}); train L1 ${r.trainLoss[last].toFixed(4)}; ${r.activeLatents} of ${lambda} latent units are non-zero for some test image (the ReLU on the latent layer can switch units off for good)${r.restarts ? `; the net was re-drawn ${r.restarts} time(s) because it was dead (constant latent or output) at init or after epoch 1` : ''}.`);
   }
   lines.push('');
   if (a && b && small !== large) {

@@ -19,6 +19,12 @@ export const registry: RegistryEntry[] = [
     load: async () => (await import('./q2-conv-ae.js')).experiment,
   },
   {
+    name: 'q3-mean-latent',
+    summary: 'Q3: decode the mean latent of q2-conv-ae over the 60k training images (trains q2-conv-ae if missing)',
+    needs: ['q2-conv-ae'],
+    load: async () => (await import('./q3-mean-latent.js')).experiment,
+  },
+  {
     name: 'q4-ops',
     summary: 'Q4: six PyTorch ops on the given .pt files, in tfjs and by hand, compared',
     flags: [

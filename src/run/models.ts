@@ -26,7 +26,7 @@ export async function loadModel(dir: string): Promise<tf.LayersModel> {
   };
   const bin = readFileSync(path.join(dir, 'weights.bin'));
   const weightData = bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength) as ArrayBuffer;
-  return tf.loadLayersModel(tf.io.fromMemory(json.modelTopology, json.weightsManifest.flatMap((m) => m.weights), weightData));
+  return tf.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest.flatMap((m) => m.weights), weightData }));
 }
 
 /** One line per layer with its output shape, as model.summary() prints it. */

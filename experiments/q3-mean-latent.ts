@@ -1,0 +1,153 @@
+// Question 3 — common features. The q2-conv-ae models encode all 60,000 training images;
+// the mean latent μ = (1/60000)·Σ z_i is decoded for λ = 2 and 32. Beyond the question:
+// the ten per-class mean latents decoded, and the λ = 2 latents of the test set in 2-D.
+//   npx a2 run q3-mean-latent        uses outputs/q2-conv-ae (trains it first if missing or stale)
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { experiment as convAutoencoder } from './q2-conv-ae.js';
+import { imageOf } from './autoencoder.js';
+import { type MnistSplit, loadMnist } from '../src/data/index.js';
+import { type Panel, type TopLevelSpec, panelGrid } from '../src/plot/index.js';
+import { type Experiment, type RunContext, loadModel, readJson, resolveConfig, runExperiment } from '../src/run/index.js';
+import { tf } from '../src/tensor/index.js';
+
+interface Config {
+  batch: number;       // images encoded at once
+  scatterImages: number; // test images in the 2-D latent map (0 = all)
+}
+
+const defaults: Config = { batch: 2000, scatterImages: 0 };
+
+/** Latents of every image of a split, n × λ. */
+function encodeAll(encoder: tf.LayersModel, data: MnistSplit, batch: number): Float32Array[] {
+  const latents: Float32Array[] = [];
+  for (let start = 0; start < data.count; start += batch) {
+    const n = Math.min(batch, data.count - start);
+    const z = tf.tidy(() => encoder.predict(tf.tensor4d(data.images.subarray(start * 784, (start + n) * 784), [n, 28, 28, 1])) as tf.Tensor2D);
+    const values = z.dataSync() as Float32Array;
+    const width = z.shape[1];
+    z.dispose();
+    for (let i = 0; i < n; i++) latents.push(values.slice(i * width, (i + 1) * width));
+  }
+  return latents;
+}
+
+function mean(vectors: Float32Array[]): number[] {
+  const sum = new Float64Array(vectors[0].length);
+  for (const v of vectors) v.forEach((x, i) => { sum[i] += x; });
+  return Array.from(sum, (s) => s / vectors.length);
+}
+
+function decode(decoder: tf.LayersModel, latents: number[][]): Float32Array[] {
+  const out = tf.tidy(() => decoder.predict(tf.tensor2d(latents)) as tf.Tensor);
+  const pixels = out.dataSync() as Float32Array;
+  out.dispose();
+  return latents.map((_, i) => pixels.slice(i * 784, (i + 1) * 784));
+}
+
+/** Makes sure outputs/q2-conv-ae holds models trained with the settings this profile implies. */
+async function ensureConvModels(ctx: RunContext): Promise<{ dir: string; lambdas: number[] }> {
+  const wanted = resolveConfig(convAutoencoder, ctx.options.profile, ctx.options.overrides);
+  const dir = ctx.outputsOf(convAutoencoder.name);
+  const manifest = path.join(dir, 'run.json');
+  const models = (l: number) => path.join(dir, 'models', `lambda-${l}`, 'encoder', 'model.json');
+  const existing = existsSync(manifest) ? readJson<{ config: object; seed: number }>(manifest) : undefined;
+  const fresh = existing !== undefined && JSON.stringify(existing.config) === JSON.stringify(wanted) && existing.seed === ctx.seed
+    && wanted.lambdas.every((l) => existsSync(models(l)));
+  if (!fresh) {
+    ctx.log(`${existing ? 'outputs/q2-conv-ae was trained with other settings' : 'outputs/q2-conv-ae has no trained models'}; training q2-conv-ae first (profile ${ctx.options.profile})`);
+    await runExperiment(convAutoencoder, { ...ctx.options, resume: false }, ctx.backend);
+  }
+  ctx.manifestExtras.q2ConvAeRun = readJson<{ startedAt: string; gitCommit: string | null }>(manifest).startedAt;
+  return { dir, lambdas: wanted.lambdas };
+}
+
+interface LambdaResult { mu: number[]; classMeans: number[][]; deadUnits: number; muVsPixelMeanL1: number; nearestClassMeanAccuracy: number }
+
+/** How well the latent space separates digits: test images labelled by the nearest training class mean. */
+function nearestMeanAccuracy(latents: Float32Array[], labels: Uint8Array, classMeans: number[][]): number {
+  let right = 0;
+  latents.forEach((z, i) => {
+    let best = -1, bestDistance = Infinity;
+    classMeans.forEach((m, d) => {
+      const distance = m.reduce((s, v, k) => s + (v - z[k]) ** 2, 0);
+      if (distance < bestDistance) { bestDistance = distance; best = d; }
+    });
+    if (best === labels[i]) right++;
+  });
+  return right / latents.length;
+}
+
+function latentScatter(latents: Float32Array[], labels: Uint8Array, limit: number): TopLevelSpec {
+  const n = limit > 0 ? Math.min(limit, latents.length) : latents.length;
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: `Q3: λ = 2 latents of ${n} test images, coloured by digit`,
+    width: 460, height: 400,
+    data: { values: Array.from({ length: n }, (_, i) => ({ z1: latents[i][0], z2: latents[i][1], digit: String(labels[i]) })) },
+    mark: { type: 'circle', size: 8, opacity: 0.5 },
+    encoding: {
+      x: { field: 'z1', type: 'quantitative' },
+      y: { field: 'z2', type: 'quantitative' },
+      color: { field: 'digit', type: 'nominal', scale: { scheme: 'category10' } },
+    },
+  } as TopLevelSpec;
+}
+
+async function run(config: Config, ctx: RunContext) {
+  const { dir, lambdas } = await ensureConvModels(ctx);
+  const train = loadMnist(ctx.dataDir, 'train', ctx.dataFiles);
+  const test = loadMnist(ctx.dataDir, 'test', ctx.dataFiles);
+  const pixelMean = mean(Array.from({ length: train.count }, (_, i) => train.images.subarray(i * 784, (i + 1) * 784)));
+  const results: Record<string, LambdaResult> = {};
+  const decodedMu: Panel[] = [];
+  const classRows: Panel[][] = [];
+  for (const lambda of lambdas) {
+    const encoder = await loadModel(path.join(dir, 'models', `lambda-${lambda}`, 'encoder'));
+    const decoder = await loadModel(path.join(dir, 'models', `lambda-${lambda}`, 'decoder'));
+    const z = encodeAll(encoder, train, config.batch);
+    const mu = mean(z);
+    const classMeans = Array.from({ length: 10 }, (_, d) => mean(z.filter((_, i) => train.labels[i] === d)));
+    const [muImage, ...classImages] = decode(decoder, [mu, ...classMeans]);
+    const testZ = encodeAll(encoder, test, config.batch);
+    results[lambda] = {
+      mu, classMeans, deadUnits: mu.filter((m) => m === 0).length,
+      muVsPixelMeanL1: muImage.reduce((s, v, i) => s + Math.abs(v - pixelMean[i]), 0) / 784,
+      nearestClassMeanAccuracy: nearestMeanAccuracy(testZ, test.labels, classMeans),
+    };
+    decodedMu.push({ title: `decoder(μ), λ = ${lambda}`, image: imageOf(muImage) });
+    classRows.push(classImages.map((img, d) => ({ title: `${d}`, image: imageOf(img) })));
+    ctx.log(`λ = ${lambda}: μ over ${z.length} images = [${mu.slice(0, 4).map((m) => m.toFixed(3)).join(', ')}${mu.length > 4 ? ', …' : ''}]`);
+    if (lambda === 2) await ctx.writeFigure('latent-2d', latentScatter(testZ, test.labels, config.scatterImages));
+    encoder.dispose();
+    decoder.dispose();
+  }
+  ctx.writeBytes('mean-latent.png', await panelGrid([decodedMu], { title: 'Q3: the mean latent μ of the 60,000 training images, decoded', cell: 200 }));
+  ctx.writeBytes('class-means.png', await panelGrid(classRows, { title: 'Per-class mean latents, decoded', cell: 72, rowLabels: lambdas.map((l) => `λ = ${l}`) }));
+  ctx.writeText('observations.md', observations(results, lambdas, train.count));
+  return { images: train.count, lambdas: results };
+}
+
+function observations(results: Record<string, LambdaResult>, lambdas: number[], images: number): string {
+  const lines = ['# Question 3: observations', '', `*Written from the measured numbers: μ is the mean latent of ${images} training images under the q2-conv-ae encoders.*`, ''];
+  for (const l of lambdas) {
+    const r = results[l];
+    lines.push(`- λ = ${l}: μ has ${r.mu.length - r.deadUnits} non-zero of ${r.mu.length} components (largest ${Math.max(...r.mu).toFixed(3)}); decoder(μ) differs from the pixel-mean image of the data by a mean |Δ| of ${r.muVsPixelMeanL1.toFixed(4)} per pixel; labelling test images by the nearest class-mean latent is right ${(100 * r.nearestClassMeanAccuracy).toFixed(1)}% of the time.`);
+  }
+  const [small, large] = [results[Math.min(...lambdas)], results[Math.max(...lambdas)]];
+  lines.push('', 'Decoding μ gives one image, the same for every instance: what the weights and biases hold in common across the data set (mean-latent.png). ' +
+    'It is not the pixel average of the data (the differences above): the decoder is non-linear, so decoder(mean z) is not mean(decoder(z)).');
+  if (small && large && small !== large) {
+    lines.push(`The per-class mean latents (class-means.png) separate the digits ${large.nearestClassMeanAccuracy > small.nearestClassMeanAccuracy ? 'better' : 'no better'} at λ = ${Math.max(...lambdas)} than at λ = ${Math.min(...lambdas)} (nearest-class-mean accuracy ${(100 * large.nearestClassMeanAccuracy).toFixed(1)}% vs ${(100 * small.nearestClassMeanAccuracy).toFixed(1)}%); latent-2d.png shows how the λ = 2 codes of the ten digits overlap.`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export const experiment: Experiment<Config> = {
+  name: 'q3-mean-latent',
+  summary: 'mean latent of the conv autoencoder, decoded',
+  defaults,
+  needs: ['q2-conv-ae'],
+  profiles: { smoke: { scatterImages: 2000 } },
+  run,
+};
