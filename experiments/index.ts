@@ -36,6 +36,12 @@ export const registry: RegistryEntry[] = [
     load: async () => (await import('./q4-ops.js')).experiment,
   },
   {
+    name: 'q5-cifar',
+    summary: 'Q5: conv net from scratch on CIFAR-10 (> 90% target); --subsets runs Q5.2, accuracy vs training-set size',
+    flags: [{ flags: '--subsets', description: 'also run Q5.2: 1, 10, 100, 1000 per class and the full set', kind: 'boolean' }],
+    load: async () => (await import('./q5-cifar.js')).experiment,
+  },
+  {
     name: 'q6-rf',
     summary: 'Q6: receptive fields of the ten layer stacks, analytic and checked by backpropagation',
     flags: [{ flags: '--layers <stack>', description: 'any stack, e.g. "conv2d(3,1),maxpool2d(2,2)"', kind: 'string' }],

@@ -5,3 +5,4 @@ export { PROJECT_ROOT, gitCommit, packageVersions } from './manifest.js';
 export { epochProgress } from './progress.js';
 export type { EpochProgress } from './progress.js';
 export { loadModel, modelSummary, saveModel } from './models.js';
+export { hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
