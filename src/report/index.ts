@@ -60,9 +60,14 @@ const SECTIONS: Section[] = [
   },
   {
     question: 'Q6 — Receptive fields', experiment: 'q6-rf', figures: ['table'],
-    answer: (_m, dir) => (existsSync(path.join(dir, 'table.md')) ? readFileSync(path.join(dir, 'table.md'), 'utf8').replace(/^# .*\n/, '') : ''),
+    answer: (_m, dir) => (existsSync(path.join(dir, 'table.md')) ? embedMarkdown(readFileSync(path.join(dir, 'table.md'), 'utf8')) : ''),
   },
 ];
+
+/** A file's Markdown inside a section: its title dropped, its headings two levels down. */
+function embedMarkdown(md: string): string {
+  return md.replace(/^# .*\n/, '').replace(/^(#{2,4}) /gm, '$1## ');
+}
 
 interface Manifest { backend?: { name: string }; seed?: number; profile?: string; durationSeconds?: number; packages?: Record<string, string>; gitCommit?: string | null; startedAt?: string }
 
@@ -80,7 +85,7 @@ function sectionMarkdown(s: Section, outRoot: string, imageRef: (file: string) =
   const ordered = [...s.figures.filter((f) => pngs.includes(f)), ...pngs.filter((f) => !s.figures.includes(f)).sort()];
   for (const fig of ordered) lines.push(`![${s.experiment}/${fig}](${imageRef(path.join(dir, `${fig}.png`))})`, '');
   if (existsSync(path.join(dir, 'observations.md'))) {
-    lines.push(readFileSync(path.join(dir, 'observations.md'), 'utf8').replace(/^# .*\n/, '### Observations\n'), '');
+    lines.push('### Observations', embedMarkdown(readFileSync(path.join(dir, 'observations.md'), 'utf8')), '');
   }
   lines.push(`<small>run: profile ${manifest.profile ?? '?'}, seed ${manifest.seed ?? '?'}, backend ${manifest.backend?.name ?? '?'}, ` +
     `${num(manifest.durationSeconds, 1)} s, started ${manifest.startedAt ?? '?'}, commit ${manifest.gitCommit ?? 'unknown'}, ` +
@@ -89,7 +94,7 @@ function sectionMarkdown(s: Section, outRoot: string, imageRef: (file: string) =
 }
 
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
-img{max-width:100%;height:auto;display:block;margin:1em 0;border:1px solid #ddd}
+img{max-width:min(100%,760px);height:auto;display:block;margin:1em 0;border:1px solid #ddd}
 table{border-collapse:collapse;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #ccc;padding:3px 8px}
 th{background:#eef3f8}h2{border-bottom:2px solid #4c78a8;padding-bottom:4px;margin-top:2em}code{background:#f4f4f4;padding:0 3px}
 small{color:#666;display:block;overflow-wrap:anywhere}`;
