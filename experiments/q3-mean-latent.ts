@@ -150,4 +150,6 @@ export const experiment: Experiment<Config> = {
   needs: ['q2-conv-ae'],
   profiles: { smoke: { scatterImages: 2000 } },
   run,
+  headline: (m) => Object.entries((m as { lambdas: Record<string, { nearestClassMeanAccuracy: number }> }).lambdas)
+    .map(([l, r]) => `λ=${l}: class means separate ${(100 * r.nearestClassMeanAccuracy).toFixed(0)}%`).join(', '),
 };

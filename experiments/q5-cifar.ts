@@ -239,7 +239,7 @@ export const experiment: Experiment<Config> = {
   defaults,
   profiles: {
     quick: { epochs: 4, trainImages: 10000, testImages: 2000, widths: [16, 32, 64, 128], subsetPerClass: [1, 10, 100], subsetEpochs: [30, 15, 8] },
-    smoke: { epochs: 2, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1, subsetPerClass: [1, 10], subsetEpochs: [4, 2] },
+    smoke: { epochs: 2, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1, subsets: true, subsetPerClass: [1, 10], subsetEpochs: [4, 2] },
   },
   run,
   headline: (m) => `test accuracy ${(100 * (m as { finalTestAcc: number }).finalTestAcc).toFixed(2)}%`,

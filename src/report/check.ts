@@ -38,7 +38,7 @@ export const EXPECTED: Record<string, { files: string[]; metrics: Schema }> = {
     }),
   },
   'q5-cifar': {
-    files: ['train-loss.png', 'train-acc.png', 'test-loss.png', 'test-acc.png', 'curves.png', 'observations.md'],
+    files: ['train-loss.png', 'train-acc.png', 'test-loss.png', 'test-acc.png', 'curves.png', 'subsets.png', 'observations.md'],
     metrics: obj({
       epochs: { type: 'array', minItems: 1, items: obj({ epoch: num, trainLoss: num, trainAcc: num, testLoss: num, testAcc: num, seconds: num }) },
       finalTestAcc: num, bestTestAcc: num, wallSeconds: num, subsets: { type: 'array' },

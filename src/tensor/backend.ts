@@ -1,5 +1,6 @@
 // Picks the tfjs backend once per process and says which one runs.
 import * as tf from '@tensorflow/tfjs';
+import { registerGradients } from './gradients.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -68,7 +69,7 @@ export async function initBackend(requested: BackendChoice = 'auto'): Promise<Ba
       continue;
     }
     await tf.ready();
-    const kernels = name === 'wasm' ? registerWasmTrainingKernels() : [];
+    const kernels = [...(name === 'wasm' ? registerWasmTrainingKernels() : []), ...registerGradients()];
     active = { requested, name, tfjsBackend: tf.getBackend(), kernels, notices };
     return active;
   }

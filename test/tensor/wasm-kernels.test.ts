@@ -135,3 +135,21 @@ test('transposed convolution (stride 2, as in the conv autoencoder) and its grad
   console.log(`  conv2dTranspose s=2: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`);
   for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
 });
+
+test('the FusedBatchNorm gradient equals autodiff of the written-out formula', () => {
+  const worst = tf.tidy(() => {
+    const x = tf.tensor4d(randomValues(4 * 5 * 5 * 6, 10), [4, 5, 5, 6]);
+    const mean = tf.tensor1d([0.1, -0.2, 0.3, 0, 0.5, -0.1]), variance = tf.tensor1d([1, 2, 0.5, 1.5, 0.7, 1.1]);
+    const scale = tf.tensor1d([1.5, 0.5, 1, 2, 0.8, 1.2]), offset = tf.tensor1d([0, 1, -1, 0.5, 0.2, 0]);
+    const weight = tf.linspace(-1, 1, x.size).reshape(x.shape);
+    const fused = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+      tf.batchNorm(a as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-3).mul(weight).sum();
+    const written = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
+      a.sub(m).mul(tf.rsqrt(v.add(1e-3))).mul(s).add(o).mul(weight).sum();
+    const inputs = [x, mean, variance, scale, offset];
+    const g1 = tf.grads(fused)(inputs), g2 = tf.grads(written)(inputs);
+    return g1.map((g, i) => tf.max(tf.abs(g.sub(g2[i]))).dataSync()[0] / Math.max(1, tf.max(tf.abs(g2[i])).dataSync()[0]));
+  });
+  console.log(`  batchNorm grads vs written-out formula (relative): ${worst.map((d) => d.toExponential(1)).join(' ')}`);
+  for (const d of worst) assert.ok(d < 1e-5);
+});
