@@ -1,0 +1,161 @@
+// a2's CPU accelerator: 2-D convolution forward, backward-data and backward-weights through
+// oneDNN, on float32 buffers the caller owns (tfjs wasm heap views), channels-last (NHWC)
+// activations and HWIO filters, as tfjs lays them out. Primitives are cached by shape.
+#include <napi.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+
+engine& cpuEngine() {
+  static engine e(engine::kind::cpu, 0);
+  return e;
+}
+
+stream& cpuStream() {
+  static stream s(cpuEngine());
+  return s;
+}
+
+struct Geometry {
+  memory::dims src, weights, dst, strides, dilation, padL, padR;
+};
+
+// Args: shapes as arrays: x [N,H,W,C], filter [kh,kw,Ci,Co], y [N,Ho,Wo,Co],
+// strides [sh,sw], dilations [dh,dw] (tfjs: 1 = dense), pads [top,left,bottom,right].
+Geometry geometry(const Napi::Object& g) {
+  auto dims = [&](const char* key) {
+    Napi::Array a = g.Get(key).As<Napi::Array>();
+    memory::dims d;
+    for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+    return d;
+  };
+  memory::dims x = dims("x"), f = dims("filter"), y = dims("y"), s = dims("strides"), dl = dims("dilations"), p = dims("pads");
+  Geometry out;
+  out.src = {x[0], x[3], x[1], x[2]};      // logical NCHW
+  out.weights = {f[3], f[2], f[0], f[1]};  // logical OIHW
+  out.dst = {y[0], y[3], y[1], y[2]};
+  out.strides = {s[0], s[1]};
+  out.dilation = {dl[0] - 1, dl[1] - 1};   // oneDNN counts the gaps
+  out.padL = {p[0], p[1]};
+  out.padR = {p[2], p[3]};
+  return out;
+}
+
+std::string keyOf(const char* kind, const Geometry& g) {
+  std::ostringstream k;
+  k << kind;
+  for (auto* d : {&g.src, &g.weights, &g.dst, &g.strides, &g.dilation, &g.padL, &g.padR})
+    for (auto v : *d) k << ',' << v;
+  return k.str();
+}
+
+float* dataOf(const Napi::Value& v) {
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return a.Data();
+}
+
+// Each cached entry owns the primitive and the weights layout it wants.
+struct Cached {
+  primitive prim;
+  memory::desc userWeights, primWeights;  // hwio as given, and the layout the primitive chose
+  std::string impl;
+};
+
+std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
+
+convolution_forward::desc forwardDesc(const Geometry& g, prop_kind kind) {
+  return convolution_forward::desc(kind, algorithm::convolution_direct,
+      memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
+      memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
+}
+
+Cached& getCached(const char* kind, const Geometry& g) {
+  std::string key = keyOf(kind, g);
+  auto found = cache.find(key);
+  if (found != cache.end()) return *found->second;
+  auto& eng = cpuEngine();
+  auto entry = std::make_unique<Cached>();
+  entry->userWeights = memory::desc(g.weights, dt::f32, tag::hwio);
+  std::string k(kind);
+  auto fwdPd = convolution_forward::primitive_desc(forwardDesc(g, prop_kind::forward_training), eng);
+  if (k == "forward") {
+    entry->prim = convolution_forward(fwdPd);
+    entry->primWeights = fwdPd.weights_desc();
+    entry->impl = fwdPd.impl_info_str();
+  } else if (k == "backwardData") {
+    convolution_backward_data::desc d(algorithm::convolution_direct,
+        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
+        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
+    auto pd = convolution_backward_data::primitive_desc(d, eng, fwdPd);
+    entry->prim = convolution_backward_data(pd);
+    entry->primWeights = pd.weights_desc();
+    entry->impl = pd.impl_info_str();
+  } else {
+    convolution_backward_weights::desc d(algorithm::convolution_direct,
+        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
+        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
+    auto pd = convolution_backward_weights::primitive_desc(d, eng, fwdPd);
+    entry->prim = convolution_backward_weights(pd);
+    entry->primWeights = pd.diff_weights_desc();
+    entry->impl = pd.impl_info_str();
+  }
+  auto& ref = *entry;
+  cache.emplace(key, std::move(entry));
+  return ref;
+}
+
+// conv(kind, geometry, x|dx, filter|dW, y|dy): kind is forward, backwardData or backwardWeights;
+// the buffer that kind writes is overwritten. Returns the oneDNN implementation's name.
+Napi::Value Conv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::string kind = info[0].As<Napi::String>().Utf8Value();
+    Geometry g = geometry(info[1].As<Napi::Object>());
+    float* x = dataOf(info[2]);
+    float* w = dataOf(info[3]);
+    float* y = dataOf(info[4]);
+    Cached& c = getCached(kind.c_str(), g);
+    auto& eng = cpuEngine();
+    auto& strm = cpuStream();
+    memory src(memory::desc(g.src, dt::f32, tag::nhwc), eng, x);
+    memory dst(memory::desc(g.dst, dt::f32, tag::nhwc), eng, y);
+    memory userW(c.userWeights, eng, w);
+    bool reorderW = c.primWeights != c.userWeights;
+    memory primW = reorderW ? memory(c.primWeights, eng) : userW;
+    if (kind == "forward") {
+      if (reorderW) reorder(userW, primW).execute(strm, userW, primW);
+      c.prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, primW}, {DNNL_ARG_DST, dst}});
+    } else if (kind == "backwardData") {
+      if (reorderW) reorder(userW, primW).execute(strm, userW, primW);
+      c.prim.execute(strm, {{DNNL_ARG_DIFF_SRC, src}, {DNNL_ARG_WEIGHTS, primW}, {DNNL_ARG_DIFF_DST, dst}});
+    } else {
+      c.prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, primW}, {DNNL_ARG_DIFF_DST, dst}});
+      if (reorderW) reorder(primW, userW).execute(strm, primW, userW);
+    }
+    strm.wait();
+    return Napi::String::New(env, c.impl);
+  } catch (const dnnl::error& e) {
+    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv", Napi::Function::New(env, Conv));
+  exports.Set("version", Napi::String::New(env, std::to_string(dnnl_version()->major) + "." + std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(a2_onednn, Init)

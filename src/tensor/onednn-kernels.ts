@@ -1,0 +1,114 @@
+// Convolutions through oneDNN (native/onednn.cc, built at install against Debian's
+// libdnnl-dev) for the wasm backend: forward, backward-data and backward-weights run on
+// both cores in oneDNN's JIT kernels, reading and writing the wasm heap in place. Where the
+// addon is not built or cannot load, wasm keeps a2's composite kernels (wasm-kernels.ts).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+
+interface Geometry { x: number[]; filter: number[]; y: number[]; strides: number[]; dilations: number[]; pads: number[] }
+interface OneDnn {
+  conv(kind: 'forward' | 'backwardData' | 'backwardWeights', g: Geometry, x: Float32Array, w: Float32Array, y: Float32Array): string;
+  version: string;
+}
+
+const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/Release/a2_onednn.node');
+
+export function loadOneDnn(): { addon?: OneDnn; notice?: string } {
+  if (process.env.A2_ONEDNN === '0') return { notice: 'oneDNN convolutions disabled by A2_ONEDNN=0' };
+  if (!existsSync(ADDON)) return { notice: 'oneDNN addon not built (needs libdnnl-dev; npm run build:native): wasm uses its composite conv kernels' };
+  try {
+    return { addon: createRequire(import.meta.url)(ADDON) as OneDnn };
+  } catch (err) {
+    return { notice: `oneDNN addon did not load (${(err as Error).message.split('\n')[0]}): wasm uses its composite conv kernels` };
+  }
+}
+
+type ConvAttrs = {
+  strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+};
+
+function geometryOf(xShape: number[], filterShape: number[], a: ConvAttrs): Geometry {
+  const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const p = info.padInfo;
+  return {
+    x: xShape, filter: filterShape, y: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+    strides: [info.strideHeight, info.strideWidth], dilations: [info.dilationHeight, info.dilationWidth], pads: [p.top, p.left, p.bottom, p.right],
+  };
+}
+
+const view = (backend: BackendWasm, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+
+export function registerOneDnnKernels(addon: OneDnn): string[] {
+  const replace = (name: string, make: (shipped: KernelFunc) => KernelFunc) => {
+    const shipped = tf.getKernel(name, 'wasm');
+    if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel`);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: make(shipped.kernelFunc), setupFunc: shipped.setupFunc, disposeFunc: shipped.disposeFunc });
+  };
+
+  const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
+    const g = geometryOf(x.shape, filter.shape, attrs);
+    const out = backend.makeOutput(g.y, 'float32');
+    addon.conv('forward', g, view(backend, x), view(backend, filter), view(backend, out));
+    return out;
+  };
+
+  replace('Conv2D', (shipped) => (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs;
+    if (attrs.dataFormat === 'NCHW') return shipped(args);
+    const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+    return forward(args.backend as BackendWasm, x, filter, attrs);
+  });
+
+  replace('FusedConv2D', (shipped) => (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs & { activation: string };
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
+    if (attrs.dataFormat === 'NCHW' || preluActivationWeights || !['linear', 'relu'].includes(attrs.activation)) return shipped(args);
+    const backend = args.backend as BackendWasm;
+    let out = forward(backend, x!, filter!, attrs);
+    // The epilogue stays in wasm's own kernels: a broadcast add and a ReLU.
+    if (bias) {
+      const added = tf.getKernel('Add', 'wasm')!.kernelFunc({ inputs: { a: out, b: bias }, backend, attrs: {} }) as TensorInfo;
+      backend.disposeData(out.dataId);
+      out = added;
+    }
+    if (attrs.activation === 'relu') {
+      const activated = tf.getKernel('Relu', 'wasm')!.kernelFunc({ inputs: { x: out }, backend, attrs: {} }) as TensorInfo;
+      backend.disposeData(out.dataId);
+      out = activated;
+    }
+    return out;
+  });
+
+  replace('Conv2DBackpropInput', (shipped) => (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs & { inputShape: number[] };
+    if (attrs.dataFormat === 'NCHW') return shipped(args);
+    const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+    const backend = args.backend as BackendWasm;
+    const g = geometryOf(attrs.inputShape, filter.shape, attrs);
+    const dx = backend.makeOutput(attrs.inputShape, 'float32');
+    addon.conv('backwardData', g, view(backend, dx), view(backend, filter), view(backend, dy));
+    return dx;
+  });
+
+  const backpropFilter: KernelFunc = (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
+    if (attrs.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
+    const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+    const backend = args.backend as BackendWasm;
+    const g = geometryOf(x.shape, attrs.filterShape, attrs);
+    const dw = backend.makeOutput(attrs.filterShape, 'float32');
+    addon.conv('backwardWeights', g, view(backend, x), view(backend, dw), view(backend, dy));
+    return dw;
+  };
+  if (tf.getKernel('Conv2DBackpropFilter', 'wasm')) tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
+  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: backpropFilter });
+  return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
+}
