@@ -153,3 +153,13 @@ test('the FusedBatchNorm gradient equals autodiff of the written-out formula', (
   console.log(`  batchNorm grads vs written-out formula (relative): ${worst.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of worst) assert.ok(d < 1e-5);
 });
+
+test('the backend says which convolution kernels are active: oneDNN when its addon is built, else a2\'s composites', async () => {
+  const { existsSync } = await import('node:fs');
+  const info = await initBackend('wasm');
+  const built = existsSync(new URL('../../native/build/Release/a2_onednn.node', import.meta.url));
+  const oneDnn = info.kernels.some((k) => k.startsWith('oneDNN'));
+  console.log(`  kernels: ${info.kernels.join(', ')}${info.notices.length ? ` | notices: ${info.notices.join('; ')}` : ''}`);
+  assert.equal(oneDnn, built && process.env.A2_ONEDNN !== '0');
+  if (!oneDnn) assert.ok(info.notices.some((n) => n.includes('oneDNN')), 'a one-line notice says why oneDNN is not used');
+});
