@@ -152,7 +152,7 @@ export function imageOf(pixels: Float32Array | Uint8Array, index = 0) {
 
 /** Trains every λ, saves models and summaries, and writes loss.png, figure.png, reconstructions.png. */
 export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: RunContext, title: string,
-  build: (lambda: number) => Autoencoder): Promise<{ metrics: object; models: Record<number, Autoencoder> }> {
+  build: (lambda: number) => Autoencoder): Promise<object> {
   const data = loadAutoencoderData(config, ctx);
   const rng = makeRng(ctx.seed);
   const results: Record<string, LambdaResult> = {};
@@ -201,12 +201,15 @@ export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: R
   ctx.manifestExtras.imagesPerSecond = Object.fromEntries(config.lambdas.map((l) => [l, results[l].epochSeconds.map((s) => Math.round(data.train.count / s))]));
   ctx.writeText('observations.md', observations(title, config, results, data.train.count));
   return {
-    metrics: {
-      epochs: config.epochs, batchSize: config.batchSize, lr: config.lr, trainImages: data.train.count, testImages: data.test.count,
-      lambdas: Object.fromEntries(config.lambdas.map((l) => [l, { trainLoss: results[l].trainLoss, testLoss: results[l].testLoss, finalTestL1: results[l].finalTestL1, activeLatents: results[l].activeLatents, restarts: results[l].restarts }])),
-    },
-    models,
+    epochs: config.epochs, batchSize: config.batchSize, lr: config.lr, trainImages: data.train.count, testImages: data.test.count,
+    lambdas: Object.fromEntries(config.lambdas.map((l) => [l, { trainLoss: results[l].trainLoss, testLoss: results[l].testLoss, finalTestL1: results[l].finalTestL1, activeLatents: results[l].activeLatents, restarts: results[l].restarts }])),
   };
+}
+
+/** The summary-table line of both q2 experiments. */
+export function autoencoderHeadline(metrics: object): string {
+  const lambdas = (metrics as { lambdas: Record<string, { finalTestL1: number }> }).lambdas;
+  return Object.entries(lambdas).map(([l, r]) => `test L1 λ=${l} ${r.finalTestL1.toFixed(4)}`).join(', ');
 }
 
 function observations(title: string, config: AutoencoderConfig, results: Record<string, LambdaResult>, trainCount: number): string {

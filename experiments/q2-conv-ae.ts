@@ -12,8 +12,8 @@
 // because each of its 784 output pixels has its own bias; here one bias is shared by all.
 //   npx a2 run q2-conv-ae                      full: the whole training set
 //   npx a2 run q2-conv-ae --profile smoke      seconds, a subset (CI)
-import { type Autoencoder, type AutoencoderConfig, runAutoencoderExperiment, torchInit } from './autoencoder.js';
-import type { Experiment, RunContext } from '../src/run/index.js';
+import { type Autoencoder, type AutoencoderConfig, autoencoderHeadline, runAutoencoderExperiment, torchInit } from './autoencoder.js';
+import type { Experiment } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -58,10 +58,6 @@ export function makeConvAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-async function run(config: AutoencoderConfig, ctx: RunContext) {
-  return (await runAutoencoderExperiment(config, ctx, 'Q2.2 convolutional autoencoder', makeConvAutoencoder)).metrics;
-}
-
 export const experiment: Experiment<AutoencoderConfig> = {
   name: 'q2-conv-ae',
   summary: 'convolutional autoencoder of Figure 3',
@@ -70,6 +66,6 @@ export const experiment: Experiment<AutoencoderConfig> = {
     quick: { epochs: 3, trainImages: 20000, testImages: 2000 },
     smoke: { epochs: 1, trainImages: 512, testImages: 256 },
   },
-  run,
-  headline: (m) => `test L1 λ=2 ${(m as { lambdas: Record<string, { finalTestL1: number }> }).lambdas['2']?.finalTestL1.toFixed(4)}, λ=32 ${(m as { lambdas: Record<string, { finalTestL1: number }> }).lambdas['32']?.finalTestL1.toFixed(4)}`,
+  run: (config, ctx) => runAutoencoderExperiment(config, ctx, 'Q2.2 convolutional autoencoder', makeConvAutoencoder),
+  headline: autoencoderHeadline,
 };

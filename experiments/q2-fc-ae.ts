@@ -3,8 +3,8 @@
 // for λ = 2 and λ = 32 with identical hyper-parameters.
 //   npx a2 run q2-fc-ae                       full: the whole training set
 //   npx a2 run q2-fc-ae --profile smoke       seconds, a subset (CI)
-import { type Autoencoder, type AutoencoderConfig, runAutoencoderExperiment, torchInit } from './autoencoder.js';
-import type { Experiment, RunContext } from '../src/run/index.js';
+import { type Autoencoder, type AutoencoderConfig, autoencoderHeadline, runAutoencoderExperiment, torchInit } from './autoencoder.js';
+import type { Experiment } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -28,10 +28,6 @@ export function makeFcAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-async function run(config: AutoencoderConfig, ctx: RunContext) {
-  return (await runAutoencoderExperiment(config, ctx, 'Q2.1 fully connected autoencoder', makeFcAutoencoder)).metrics;
-}
-
 export const experiment: Experiment<AutoencoderConfig> = {
   name: 'q2-fc-ae',
   summary: 'fully connected autoencoder',
@@ -40,6 +36,6 @@ export const experiment: Experiment<AutoencoderConfig> = {
     quick: { epochs: 5, trainImages: 20000, testImages: 2000 },
     smoke: { epochs: 1, trainImages: 1024, testImages: 500 },
   },
-  run,
-  headline: (m) => `test L1 λ=2 ${(m as { lambdas: Record<string, { finalTestL1: number }> }).lambdas['2']?.finalTestL1.toFixed(4)}, λ=32 ${(m as { lambdas: Record<string, { finalTestL1: number }> }).lambdas['32']?.finalTestL1.toFixed(4)}`,
+  run: (config, ctx) => runAutoencoderExperiment(config, ctx, 'Q2.1 fully connected autoencoder', makeFcAutoencoder),
+  headline: autoencoderHeadline,
 };

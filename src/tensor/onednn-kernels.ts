@@ -72,18 +72,15 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     if (attrs.dataFormat === 'NCHW' || preluActivationWeights || !['linear', 'relu'].includes(attrs.activation)) return shipped(args);
     const backend = args.backend as BackendWasm;
-    let out = forward(backend, x!, filter!, attrs);
     // The epilogue stays in wasm's own kernels: a broadcast add and a ReLU.
-    if (bias) {
-      const added = tf.getKernel('Add', 'wasm')!.kernelFunc({ inputs: { a: out, b: bias }, backend, attrs: {} }) as TensorInfo;
-      backend.disposeData(out.dataId);
-      out = added;
-    }
-    if (attrs.activation === 'relu') {
-      const activated = tf.getKernel('Relu', 'wasm')!.kernelFunc({ inputs: { x: out }, backend, attrs: {} }) as TensorInfo;
-      backend.disposeData(out.dataId);
-      out = activated;
-    }
+    const then = (input: TensorInfo, kernel: string, inputs: Record<string, TensorInfo>) => {
+      const result = tf.getKernel(kernel, 'wasm')!.kernelFunc({ inputs, backend, attrs: {} }) as TensorInfo;
+      backend.disposeData(input.dataId);
+      return result;
+    };
+    let out = forward(backend, x!, filter!, attrs);
+    if (bias) out = then(out, 'Add', { a: out, b: bias });
+    if (attrs.activation === 'relu') out = then(out, 'Relu', { x: out });
     return out;
   });
 
