@@ -17,7 +17,9 @@ interface Download {
   saveAs: string;
 }
 
-const MNIST_MIRRORS = ['https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'];
+// A2_MNIST_MIRROR puts another mirror first (a local copy, or the tests' loopback server).
+const MNIST_MIRRORS = [...(process.env.A2_MNIST_MIRROR ? [process.env.A2_MNIST_MIRROR] : []),
+  'https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'];
 const DOWNLOADS: Record<DatasetName, Download[]> = {
   mnist: OFFICIAL_FILES.mnist.map((f) => ({
     urls: MNIST_MIRRORS.map((m) => m + path.basename(f.name)), md5: f.md5, saveAs: f.name,
@@ -86,7 +88,8 @@ export async function fetchDataset(dataDir: string, dataset: DatasetName, log: (
           await downloadOne(url, target, bar);
         } catch (err) {
           rmSync(`${target}.part`, { force: true });
-          failures.push(`${url}: ${(err as Error).name === 'AbortError' ? `no data for ${STALL_SECONDS}s` : (err as Error).message}`);
+          const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+          failures.push(`${url}: ${(err as Error).name === 'AbortError' ? `no data for ${STALL_SECONDS}s` : (err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
           continue;
         }
         const found = md5(readFileSync(target));
