@@ -195,6 +195,36 @@ function batchMatMul(shipped: KernelFunc): KernelFunc {
   };
 }
 
+/**
+ * Sum and Mean over the leading axes of a float32 tensor (BatchNorm's per-channel reductions
+ * over N, H, W of an NHWC activation): one pass over contiguous memory, where the shipped
+ * kernels first transpose the whole tensor to make the reduced axes innermost.
+ */
+function reduceLeadingAxes(kind: 'sum' | 'mean', shipped: KernelFunc): KernelFunc {
+  return (args) => {
+    const wasm = args.backend as BackendWasm;
+    const { x } = args.inputs as { x: TensorInfo };
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+    if (x.dtype !== 'float32' || !leading) return shipped(args);
+    const outer = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
+    const innerShape = x.shape.slice(axes.length);
+    const inner = innerShape.reduce((a, b) => a * b, 1);
+    const out = wasm.makeOutput(keepDims ? [...axes.map(() => 1), ...innerShape] : innerShape, 'float32');
+    const src = wasm.typedArrayFromHeap(x) as Float32Array;
+    const dst = wasm.typedArrayFromHeap(out) as Float32Array;
+    const acc = new Float64Array(inner);
+    for (let i = 0; i < outer; i++) {
+      const row = i * inner;
+      for (let j = 0; j < inner; j++) acc[j] += src[row + j];
+    }
+    const scale = kind === 'mean' ? 1 / outer : 1;
+    for (let j = 0; j < inner; j++) dst[j] = acc[j] * scale;
+    return out;
+  };
+}
+
 function replaceKernel(name: string, make: (shipped: KernelFunc) => KernelFunc): void {
   const shipped = tf.getKernel(name, WASM);
   if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel to replace`);
@@ -213,5 +243,7 @@ export function registerWasmTrainingKernels(): string[] {
   replaceKernel('MaxPoolGrad', () => maxPoolGrad);
   replaceKernel('Conv2DBackpropInput', conv2DBackpropInput);
   replaceKernel('BatchMatMul', batchMatMul);
-  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul'];
+  replaceKernel('Sum', (shipped) => reduceLeadingAxes('sum', shipped));
+  replaceKernel('Mean', (shipped) => reduceLeadingAxes('mean', shipped));
+  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul', 'Sum', 'Mean'];
 }

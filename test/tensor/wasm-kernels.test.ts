@@ -163,3 +163,13 @@ test('the backend says which convolution kernels are active: oneDNN when its add
   assert.equal(oneDnn, built && process.env.A2_ONEDNN !== '0');
   if (!oneDnn) assert.ok(info.notices.some((n) => n.includes('oneDNN')), 'a one-line notice says why oneDNN is not used');
 });
+
+test('sum and mean over leading axes (and any others) match cpu', async () => {
+  const xv = randomValues(6 * 5 * 4 * 3, 11);
+  const diffs = await compareBackends(() => {
+    const x = tf.tensor4d(xv, [6, 5, 4, 3]);
+    return [tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2], true), tf.sum(x, 0), tf.mean(x, [0, 1]), tf.sum(x, [1, 3]), tf.mean(x, -1), tf.sum(x)];
+  });
+  console.log(`  sum/mean: max |Δ| ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
+  for (const d of diffs) assert.ok(d < 1e-5);
+});
