@@ -87,6 +87,9 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
     filterHeight, filterWidth } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
+  // Channels innermost, as NHWC stores them: each window position is one contiguous run.
+  const best = new Float32Array(C);
+  const bestAt = new Int32Array(C);
   for (let n = 0; n < batchSize; n++) {
     const xBase = n * inHeight * inWidth * C;
     for (let oh = 0; oh < outHeight; oh++) {
@@ -98,17 +101,17 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
         const wStart = Math.max(0, w0);
         const wEnd = Math.min(inWidth, w0 + filterWidth);
         const gBase = ((n * outHeight + oh) * outWidth + ow) * C;
-        for (let c = 0; c < C; c++) {
-          let best = -Infinity;
-          let bestAt = -1;
-          for (let h = hStart; h < hEnd; h++) {
-            for (let w = wStart; w < wEnd; w++) {
-              const at = xBase + (h * inWidth + w) * C + c;
-              if (x[at] > best) { best = x[at]; bestAt = at; }
+        best.fill(-Infinity);
+        bestAt.fill(-1);
+        for (let h = hStart; h < hEnd; h++) {
+          for (let w = wStart; w < wEnd; w++) {
+            const at = xBase + (h * inWidth + w) * C;
+            for (let c = 0; c < C; c++) {
+              if (x[at + c] > best[c]) { best[c] = x[at + c]; bestAt[c] = at + c; }
             }
           }
-          if (bestAt >= 0) dx[bestAt] += g[gBase + c];
         }
+        for (let c = 0; c < C; c++) if (bestAt[c] >= 0) dx[bestAt[c]] += g[gBase + c];
       }
     }
   }
