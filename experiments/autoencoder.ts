@@ -108,7 +108,7 @@ export async function trainAutoencoder(build: () => Autoencoder, data: { train: 
     const progress = epochProgress(`${label} epoch ${epoch}/${config.epochs}`, data.train.count, (l) => ctx.log(l));
     let sum = 0;
     for (let start = 0; start < data.train.count; start += config.batchSize) {
-      ctx.checkAborted();
+      await ctx.yieldOrStop();
       const idx = order.subarray(start, Math.min(start + config.batchSize, data.train.count));
       const loss = tf.tidy(() => {
         const x = batchTensor(data.train, idx);

@@ -146,7 +146,7 @@ async function train(config: Config, trainSplit: CifarSplit, testSplit: CifarSpl
     const started = performance.now();
     let lossSum = 0, right = 0, lr = 0;
     for (let s = 0; s < steps; s++) {
-      ctx.checkAborted();
+      await ctx.yieldOrStop();
       const idx = order.subarray(s * config.batchSize, Math.min((s + 1) * config.batchSize, trainSplit.count));
       lr = learningRateAt(epoch - 1 + s / steps, config);
       (optimizer as unknown as { setLearningRate(lr: number): void }).setLearningRate(lr);

@@ -77,8 +77,12 @@ export class RunContext {
     (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`[${this.experiment}] ${line}`);
   }
 
-  /** Throws if Ctrl-C (or a test) asked the run to stop; call between batches. */
-  checkAborted(): void {
+  /**
+   * Call between batches: lets the event loop run (a training loop on wasm otherwise never
+   * yields, so Ctrl-C would wait for the whole run), then throws if a stop was asked for.
+   */
+  async yieldOrStop(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
     if (this.signal?.aborted) throw new Error('interrupted');
   }
 

@@ -53,3 +53,27 @@ test('a malformed .pt input fails the run (exit 1) and leaves no outputs folder 
   assert.equal(existsSync(path.join(out, 'q4-ops')), false);
   assert.equal(existsSync(path.join(out, '.partial', 'q4-ops')), false);
 });
+
+test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing landed, nothing half-written', async () => {
+  const { spawn } = await import('node:child_process');
+  const { DATA_DIR, ROOT } = await import('../helpers.js');
+  const out = tempDir();
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), 'run', 'q2-fc-ae', '--profile', 'quick', '--data-dir', DATA_DIR, '--out', out],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } });
+  let stderr = '';
+  const collect = (d: Buffer) => { stderr += d.toString(); };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  while (!stderr.includes('backend:')) {
+    if (child.exitCode !== null) assert.fail(`exited early: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // into the first epoch
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  assert.equal(code, 1, stderr);
+  assert.match(stderr, /stopping after the current batch/);
+  assert.match(stderr, /FAILED: .*interrupted/);
+  assert.equal(existsSync(path.join(out, 'q2-fc-ae')), false);
+  assert.equal(existsSync(path.join(out, '.partial', 'q2-fc-ae')), false);
+});
