@@ -1,7 +1,6 @@
 // What Q2.1, Q2.2 and Q3 share: the MNIST autoencoder protocol. Both nets are trained the
 // same way (λ = 2 and 32, L1 loss, Adam, identical hyper-parameters), measured the same way
 // (train and test L1 each epoch) and drawn the same way; only the architecture differs.
-import path from 'node:path';
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, lineChart, panelGrid } from '../src/plot/index.js';
 import { type RunContext, epochProgress, modelSummary, saveModel } from '../src/run/index.js';
@@ -169,7 +168,7 @@ export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: R
   const lossRows = config.lambdas.flatMap((lambda) => results[lambda].trainLoss.flatMap((train, i) => [
     { epoch: i + 1, curve: `λ = ${lambda} train`, l1: train }, { epoch: i + 1, curve: `λ = ${lambda} test`, l1: results[lambda].testLoss[i] },
   ]));
-  const lossPng = await ctx.writeFigure('loss', lineChart({ title: `${title}: L1 loss per epoch`, x: 'epoch', y: 'l1', series: 'curve', rows: lossRows, points: true }));
+  await ctx.writeFigure('loss', lineChart({ title: `${title}: L1 loss per epoch`, x: 'epoch', y: 'l1', series: 'curve', rows: lossRows, points: true }));
 
   const samples = onePerClass(data.test);
   const inputs = batchTensor(data.test, samples);
@@ -195,7 +194,6 @@ export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: R
     ...config.lambdas.map((lambda) => samples.map((_, i) => ({ image: imageOf(outputs[lambda], i) }))),
   ];
   ctx.writeBytes('reconstructions.png', await panelGrid(rows, { title: `${title}: ten test digits and their reconstructions`, cell: 84, rowLabels: ['input', ...config.lambdas.map((l) => `λ = ${l}`)] }));
-  void lossPng;
 
   ctx.manifestExtras.epochSeconds = Object.fromEntries(config.lambdas.map((l) => [l, results[l].epochSeconds]));
   ctx.manifestExtras.imagesPerSecond = Object.fromEntries(config.lambdas.map((l) => [l, results[l].epochSeconds.map((s) => Math.round(data.train.count / s))]));
@@ -233,4 +231,3 @@ function observations(title: string, config: AutoencoderConfig, results: Record<
   return `${lines.join('\n')}\n`;
 }
 
-export const MODEL_DIR = (lambda: number) => path.join('models', `lambda-${lambda}`);
