@@ -33,8 +33,9 @@ async function tryNode(name: 'tensorflow-gpu' | 'tensorflow'): Promise<string | 
     if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but its backend did not initialise`;
     return undefined;
   } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') return `${pkg} is not installed`;
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    return `${pkg} is not available (${reason.slice(0, 120)})`;
+    return `${pkg} did not load (${reason.slice(0, 160)})`;
   }
 }
 
