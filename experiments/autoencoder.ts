@@ -225,7 +225,7 @@ function observations(title: string, config: AutoencoderConfig, results: Record<
     const ratio = a.finalTestL1 / b.finalTestL1;
     lines.push(`With λ = ${large} the final test L1 is ${ratio.toFixed(2)}× ${ratio > 1 ? 'lower' : 'higher'} than with λ = ${small} (${b.finalTestL1.toFixed(4)} vs ${a.finalTestL1.toFixed(4)}).`);
     lines.push(ratio > 1
-      ? `${small} numbers per image cannot hold the details of a digit: the λ = ${small} decoder can only draw a few prototype shapes, so its reconstructions (reconstructions.png) are blurred and often the wrong digit, while ${large} numbers keep stroke shape and thickness. The gap between train and test loss is small for both (${(a.testLoss.at(-1)! - a.trainLoss.at(-1)!).toFixed(4)} and ${(b.testLoss.at(-1)! - b.trainLoss.at(-1)!).toFixed(4)}), so the difference is capacity, not overfitting.`
+      ? `${small} numbers per image carry far less than ${large}: reconstructions.png shows the same ten test digits through both nets. The gap between test and train loss is small for both (${(a.testLoss.at(-1)! - a.trainLoss.at(-1)!).toFixed(4)} and ${(b.testLoss.at(-1)! - b.trainLoss.at(-1)!).toFixed(4)}), so the difference in loss is one of capacity, not of overfitting.`
       : `Here the larger bottleneck did not help; see the loss curves for whether training had converged.`);
   }
   return `${lines.join('\n')}\n`;
