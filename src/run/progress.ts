@@ -4,7 +4,8 @@ import cliProgress from 'cli-progress';
 export interface EpochProgress {
   /** Advance by `images`, with the current loss (or other headline value). */
   tick(images: number, loss: number): void;
-  stop(summary: string): void;
+  /** Ends the bar; logs the summary line when one is given. */
+  stop(summary?: string): void;
 }
 
 export function epochProgress(label: string, totalImages: number, log: (line: string) => void): EpochProgress {
@@ -26,6 +27,7 @@ export function epochProgress(label: string, totalImages: number, log: (line: st
     },
     stop(summary) {
       bar?.stop();
+      if (summary === undefined) return;
       const seconds = (performance.now() - started) / 1000;
       log(`${label} ${summary} | ${(done / seconds).toFixed(0)} img/s | ${seconds.toFixed(1)} s`);
     },
