@@ -11,7 +11,7 @@ import path from 'node:path';
 import { CIFAR_CLASSES, type CifarSplit, loadCifar } from '../src/data/index.js';
 import { type TopLevelSpec, lineChart, panelGrid } from '../src/plot/index.js';
 import { type Experiment, type RunContext, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
-import { makeRng, permutation, tf } from '../src/tensor/index.js';
+import { BatchNorm, makeRng, permutation, tf } from '../src/tensor/index.js';
 
 interface Config {
   epochs: number;
@@ -90,7 +90,7 @@ export function makeCifarNet(widths: number[]): tf.LayersModel {
   const convBnRelu = (x: tf.SymbolicTensor, filters: number, pool: boolean): tf.SymbolicTensor => {
     let h = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' }).apply(x) as tf.SymbolicTensor;
     if (pool) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
-    h = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
+    h = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
     return tf.layers.reLU().apply(h) as tf.SymbolicTensor;
   };
   let h = convBnRelu(input, widths[0], false);

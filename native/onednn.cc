@@ -150,8 +150,71 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
   }
 }
 
+// Batch normalisation in training mode over N·H·W of an NHWC tensor, per channel C.
+struct CachedNorm {
+  batch_normalization_forward::primitive_desc fwd;
+  primitive forward, backward;
+};
+std::unordered_map<std::string, std::unique_ptr<CachedNorm>> normCache;
+
+CachedNorm& getNorm(const memory::dims& nchw, float eps) {
+  std::ostringstream k;
+  k << eps;
+  for (auto v : nchw) k << ',' << v;
+  auto found = normCache.find(k.str());
+  if (found != normCache.end()) return *found->second;
+  auto& eng = cpuEngine();
+  auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+  memory::desc data(nchw, dt::f32, tag::nhwc);
+  auto entry = std::make_unique<CachedNorm>();
+  entry->fwd = batch_normalization_forward::primitive_desc(
+      batch_normalization_forward::desc(prop_kind::forward_training, data, eps, flags), eng);
+  entry->forward = batch_normalization_forward(entry->fwd);
+  auto bwd = batch_normalization_backward::primitive_desc(
+      batch_normalization_backward::desc(prop_kind::backward, data, data, eps, flags), eng, entry->fwd);
+  entry->backward = batch_normalization_backward(bwd);
+  auto& ref = *entry;
+  normCache.emplace(k.str(), std::move(entry));
+  return ref;
+}
+
+// batchNorm("forward", [N,H,W,C], eps, x, scale, shift, y, mean, variance): writes y, mean and
+// the biased variance. batchNorm("backward", shape, eps, x, scale, shift, dy, dx, mean,
+// variance, dScale, dShift): writes dx, dScale, dShift.
+Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    std::string kind = info[0].As<Napi::String>().Utf8Value();
+    Napi::Array shape = info[1].As<Napi::Array>();
+    memory::dims nhwc;
+    for (uint32_t i = 0; i < 4; i++) nhwc.push_back(shape.Get(i).As<Napi::Number>().Int64Value());
+    memory::dims nchw = {nhwc[0], nhwc[3], nhwc[1], nhwc[2]};
+    float eps = info[2].As<Napi::Number>().FloatValue();
+    CachedNorm& c = getNorm(nchw, eps);
+    auto& eng = cpuEngine();
+    auto& strm = cpuStream();
+    memory::desc data(nchw, dt::f32, tag::nhwc);
+    memory::desc channel({nhwc[3]}, dt::f32, tag::a);
+    auto mem = [&](const memory::desc& d, int arg) { return memory(d, eng, dataOf(info[arg])); };
+    if (kind == "forward") {
+      c.forward.execute(strm, {{DNNL_ARG_SRC, mem(data, 3)}, {DNNL_ARG_SCALE, mem(channel, 4)}, {DNNL_ARG_SHIFT, mem(channel, 5)},
+          {DNNL_ARG_DST, mem(data, 6)}, {DNNL_ARG_MEAN, mem(channel, 7)}, {DNNL_ARG_VARIANCE, mem(channel, 8)}});
+    } else {
+      c.backward.execute(strm, {{DNNL_ARG_SRC, mem(data, 3)}, {DNNL_ARG_SCALE, mem(channel, 4)}, {DNNL_ARG_SHIFT, mem(channel, 5)},
+          {DNNL_ARG_DIFF_DST, mem(data, 6)}, {DNNL_ARG_DIFF_SRC, mem(data, 7)}, {DNNL_ARG_MEAN, mem(channel, 8)},
+          {DNNL_ARG_VARIANCE, mem(channel, 9)}, {DNNL_ARG_DIFF_SCALE, mem(channel, 10)}, {DNNL_ARG_DIFF_SHIFT, mem(channel, 11)}});
+    }
+    strm.wait();
+    return env.Undefined();
+  } catch (const dnnl::error& e) {
+    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv", Napi::Function::New(env, Conv));
+  exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("version", Napi::String::New(env, std::to_string(dnnl_version()->major) + "." + std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)));
   return exports;
 }

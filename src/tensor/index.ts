@@ -2,3 +2,4 @@ export * as tf from '@tensorflow/tfjs';
 export { BACKEND_CHOICES, initBackend, activeBackend } from './backend.js';
 export type { BackendChoice, BackendInfo, BackendName } from './backend.js';
 export { makeRng, permutation, seedEverything } from './random.js';
+export { BatchNorm, batchNormTraining } from './batch-norm.js';

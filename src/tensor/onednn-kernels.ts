@@ -109,3 +109,41 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
   tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: backpropFilter });
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
 }
+
+interface OneDnnWithNorm extends OneDnn {
+  batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, ...buffers: Float32Array[]): void;
+}
+
+/** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN. */
+export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
+  const native = addon as OneDnnWithNorm;
+  if (typeof native.batchNorm !== 'function') return [];
+  tf.registerKernel({
+    kernelName: 'A2BatchNormTrain', backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as BackendWasm;
+      const { x, scale, offset } = inputs as Record<string, TensorInfo>;
+      const channels = [x.shape[3]];
+      const y = wasm.makeOutput(x.shape, 'float32');
+      const mean = wasm.makeOutput(channels, 'float32');
+      const variance = wasm.makeOutput(channels, 'float32');
+      native.batchNorm('forward', x.shape, (attrs as { epsilon: number }).epsilon,
+        view(wasm, x), view(wasm, scale), view(wasm, offset), view(wasm, y), view(wasm, mean), view(wasm, variance));
+      return [y, mean, variance];
+    },
+  });
+  tf.registerKernel({
+    kernelName: 'A2BatchNormTrainGrad', backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as BackendWasm;
+      const { x, scale, offset, dy, mean, variance } = inputs as Record<string, TensorInfo>;
+      const dx = wasm.makeOutput(x.shape, 'float32');
+      const dScale = wasm.makeOutput(scale.shape, 'float32');
+      const dShift = wasm.makeOutput(scale.shape, 'float32');
+      native.batchNorm('backward', x.shape, (attrs as { epsilon: number }).epsilon,
+        view(wasm, x), view(wasm, scale), view(wasm, offset), view(wasm, dy), view(wasm, dx), view(wasm, mean), view(wasm, variance), view(wasm, dScale), view(wasm, dShift));
+      return [dx, dScale, dShift];
+    },
+  });
+  return ['A2BatchNormTrain', 'A2BatchNormTrainGrad'];
+}
