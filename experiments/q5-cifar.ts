@@ -13,6 +13,8 @@ import { type TopLevelSpec, lineChart, panelGrid } from '../src/plot/index.js';
 import { type Experiment, type RunContext, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
 import { BatchNorm, makeRng, permutation, tf } from '../src/tensor/index.js';
 
+interface SubsetPlan { perClass: number; steps: number; batchSize: number; lr: number }
+
 interface Config {
   epochs: number;
   batchSize: number;
@@ -27,14 +29,18 @@ interface Config {
   trainImages: number;   // 0 = all 50,000
   testImages: number;    // 0 = all 10,000
   subsets: boolean;      // Q5.2
-  subsetPerClass: number[];
-  subsetEpochs: number[]; // epochs per subset size (smaller sets: more epochs, same or fewer steps)
+  // Q5.2 plan per subset size: optimizer steps, batch and peak lr (epochs follow from steps).
+  subsetPlan: SubsetPlan[];
 }
 
 const defaults: Config = {
   epochs: 30, batchSize: 256, lr: 0.2, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 2, labelSmoothing: 0.2,
   widths: [32, 64, 128, 256], translate: 2, flipTta: true, trainImages: 0, testImages: 0,
-  subsets: false, subsetPerClass: [1, 10, 100, 1000], subsetEpochs: [200, 100, 40, 20],
+  subsets: false,
+  subsetPlan: [
+    { perClass: 1, steps: 300, batchSize: 10, lr: 0.05 }, { perClass: 10, steps: 400, batchSize: 50, lr: 0.05 },
+    { perClass: 100, steps: 800, batchSize: 128, lr: 0.1 }, { perClass: 1000, steps: 2000, batchSize: 256, lr: 0.2 },
+  ],
 };
 
 const CHANNEL_MEAN = [0.4914, 0.4822, 0.4465];
@@ -213,9 +219,12 @@ async function run(config: Config, ctx: RunContext) {
 
   const subsets: object[] = [];
   if (config.subsets) {
-    for (const [i, perClass] of config.subsetPerClass.entries()) {
+    for (const plan of config.subsetPlan) {
+      const { perClass } = plan;
       const subset = balancedSubset(fullTrain, perClass);
-      const hyper = { ...config, epochs: config.subsetEpochs[i] ?? config.epochs, batchSize: Math.min(config.batchSize, subset.count), warmupEpochs: Math.max(1, Math.round((config.subsetEpochs[i] ?? config.epochs) / 10)) };
+      const batchSize = Math.min(plan.batchSize, subset.count);
+      const epochs = Math.max(1, Math.ceil((plan.steps * batchSize) / subset.count));
+      const hyper = { ...config, epochs, batchSize, lr: plan.lr, warmupEpochs: Math.max(1, Math.round(epochs / 10)) };
       const result = await train(hyper, subset, testSplit, ctx, `${perClass}/class`, undefined, false);
       const last = result.epochs[result.epochs.length - 1];
       const trainEval = evaluate(result.model, subset, false);
@@ -249,8 +258,14 @@ export const experiment: Experiment<Config> = {
   summary: 'CIFAR-10 from scratch',
   defaults,
   profiles: {
-    quick: { epochs: 4, trainImages: 10000, testImages: 2000, widths: [16, 32, 64, 128], subsetPerClass: [1, 10, 100], subsetEpochs: [30, 15, 8] },
-    smoke: { epochs: 2, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1, subsets: true, subsetPerClass: [1, 10], subsetEpochs: [4, 2] },
+    quick: {
+      epochs: 4, trainImages: 10000, testImages: 2000, widths: [16, 32, 64, 128],
+      subsetPlan: [{ perClass: 1, steps: 150, batchSize: 10, lr: 0.05 }, { perClass: 10, steps: 200, batchSize: 50, lr: 0.05 }, { perClass: 100, steps: 300, batchSize: 128, lr: 0.1 }],
+    },
+    smoke: {
+      epochs: 2, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1, subsets: true,
+      subsetPlan: [{ perClass: 1, steps: 4, batchSize: 10, lr: 0.05 }, { perClass: 10, steps: 4, batchSize: 50, lr: 0.05 }],
+    },
   },
   run,
   headline: (m) => `test accuracy ${(100 * (m as { finalTestAcc: number }).finalTestAcc).toFixed(2)}%`,
