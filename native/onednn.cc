@@ -212,7 +212,55 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   }
 }
 
+// Max-pool gradient. tfjs's MaxPoolGrad gets x, not the argmax, so the forward pass runs
+// again (in oneDNN, for its workspace of argmax positions) and the backward pass scatters dy.
+struct CachedPool {
+  pooling_forward::primitive_desc fwd;
+  primitive forward, backward;
+};
+std::unordered_map<std::string, std::unique_ptr<CachedPool>> poolCache;
+
+// maxPoolGrad(geometry {x, y, kernel, strides, pads}, x, dy, dx): writes dx.
+Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    Napi::Object g = info[0].As<Napi::Object>();
+    auto dims = [&](const char* key) {
+      Napi::Array a = g.Get(key).As<Napi::Array>();
+      memory::dims d;
+      for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+      return d;
+    };
+    memory::dims x = dims("x"), y = dims("y"), k = dims("kernel"), st = dims("strides"), p = dims("pads");
+    memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc), dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
+    std::ostringstream key;
+    for (auto* d : {&x, &y, &k, &st, &p}) for (auto v : *d) key << v << ',';
+    auto& eng = cpuEngine();
+    auto found = poolCache.find(key.str());
+    if (found == poolCache.end()) {
+      auto entry = std::make_unique<CachedPool>();
+      memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
+      entry->fwd = pooling_forward::primitive_desc(pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, src, dst, st, k, padL, padR), eng);
+      entry->forward = pooling_forward(entry->fwd);
+      auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, src, dst, st, k, padL, padR), eng, entry->fwd);
+      entry->backward = pooling_backward(bwd);
+      found = poolCache.emplace(key.str(), std::move(entry)).first;
+    }
+    CachedPool& c = *found->second;
+    auto& strm = cpuStream();
+    memory workspace(c.fwd.workspace_desc(), eng), pooled(dst, eng);
+    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(src, eng, dataOf(info[1]))}, {DNNL_ARG_DST, pooled}, {DNNL_ARG_WORKSPACE, workspace}});
+    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(dst, eng, dataOf(info[2]))}, {DNNL_ARG_DIFF_SRC, memory(src, eng, dataOf(info[3]))}, {DNNL_ARG_WORKSPACE, workspace}});
+    strm.wait();
+    return env.Undefined();
+  } catch (const dnnl::error& e) {
+    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
+    return env.Null();
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("version", Napi::String::New(env, std::to_string(dnnl_version()->major) + "." + std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)));

@@ -1,7 +1,7 @@
 // Picks the tfjs backend once per process and says which one runs.
 import * as tf from '@tensorflow/tfjs';
 import { registerGradients } from './gradients.js';
-import { loadOneDnn, registerOneDnnBatchNorm, registerOneDnnKernels } from './onednn-kernels.js';
+import { loadOneDnn, registerOneDnnBatchNorm, registerOneDnnKernels, registerOneDnnMaxPoolGrad } from './onednn-kernels.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -74,7 +74,7 @@ export async function initBackend(requested: BackendChoice = 'auto'): Promise<Ba
     const kernels = [...(name === 'wasm' ? registerWasmTrainingKernels() : []), ...registerGradients()];
     if (name === 'wasm') {
       const { addon, notice } = loadOneDnn();
-      if (addon) kernels.push(...registerOneDnnKernels(addon), ...registerOneDnnBatchNorm(addon));
+      if (addon) kernels.push(...registerOneDnnKernels(addon), ...registerOneDnnBatchNorm(addon), ...registerOneDnnMaxPoolGrad(addon));
       else if (notice) notices.push(notice);
     }
     active = { requested, name, tfjsBackend: tf.getBackend(), kernels, notices };

@@ -112,6 +112,34 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
 
 interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, ...buffers: Float32Array[]): void;
+  maxPoolGrad(g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] }, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+}
+
+/** MaxPoolGrad through oneDNN (multi-threaded, vectorised) instead of a2's JS loop. */
+export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
+  const native = addon as OneDnnWithNorm;
+  if (typeof native.maxPoolGrad !== 'function') return [];
+  const js = tf.getKernel('MaxPoolGrad', 'wasm')!;
+  tf.unregisterKernel('MaxPoolGrad', 'wasm');
+  tf.registerKernel({
+    kernelName: 'MaxPoolGrad', backendName: 'wasm',
+    kernelFunc: (args) => {
+      const wasm = args.backend as BackendWasm;
+      const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+      const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
+        filterSize: [number, number] | number; strides: [number, number] | number; pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      };
+      const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+      const p = info.padInfo;
+      // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
+      if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right) return js.kernelFunc(args);
+      const dx = wasm.makeOutput(input.shape, 'float32');
+      native.maxPoolGrad({ x: input.shape, y: dy.shape, kernel: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], pads: [p.top, p.left, p.bottom, p.right] },
+        view(wasm, input), view(wasm, dy), view(wasm, dx));
+      return dx;
+    },
+  });
+  return ['MaxPoolGrad'];
 }
 
 /** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN. */
