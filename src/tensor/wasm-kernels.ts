@@ -228,6 +228,44 @@ function reduceLeadingAxes(kind: 'sum' | 'mean', shipped: KernelFunc): KernelFun
   };
 }
 
+/**
+ * Equal with broadcasting (the gradient of a global max-pool compares x with its broadcast
+ * max): the shipped kernel's broadcast path took ~120 ns per element. Same shapes keep it.
+ */
+function broadcastEqual(shipped: KernelFunc): KernelFunc {
+  return (args) => {
+    const wasm = args.backend as BackendWasm;
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return shipped(args);
+    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const rank = shape.length;
+    // Element strides of a and b in the output's index space (0 along broadcast axes).
+    const stridesOf = (s: number[]) => {
+      const padded = [...new Array(rank - s.length).fill(1), ...s];
+      const strides = new Array<number>(rank).fill(0);
+      for (let d = rank - 1, acc = 1; d >= 0; d--) { strides[d] = padded[d] === 1 ? 0 : acc; acc *= padded[d]; }
+      return strides;
+    };
+    const sa = stridesOf(a.shape), sb = stridesOf(b.shape);
+    const out = wasm.makeOutput(shape, 'bool');
+    const av = wasm.typedArrayFromHeap(a) as Float32Array, bv = wasm.typedArrayFromHeap(b) as Float32Array;
+    const ov = wasm.typedArrayFromHeap(out) as Uint8Array;
+    const index = new Array<number>(rank).fill(0);
+    let ia = 0, ib = 0;
+    for (let i = 0; i < ov.length; i++) {
+      ov[i] = av[ia] === bv[ib] ? 1 : 0;
+      for (let d = rank - 1; d >= 0; d--) {
+        ia += sa[d]; ib += sb[d];
+        if (++index[d] < shape[d]) break;
+        ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d];
+        index[d] = 0;
+      }
+    }
+    return out;
+  };
+}
+
 function replaceKernel(name: string, make: (shipped: KernelFunc) => KernelFunc): void {
   const shipped = tf.getKernel(name, WASM);
   if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel to replace`);
@@ -248,5 +286,6 @@ export function registerWasmTrainingKernels(): string[] {
   replaceKernel('BatchMatMul', batchMatMul);
   replaceKernel('Sum', (shipped) => reduceLeadingAxes('sum', shipped));
   replaceKernel('Mean', (shipped) => reduceLeadingAxes('mean', shipped));
-  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul', 'Sum', 'Mean'];
+  replaceKernel('Equal', broadcastEqual);
+  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul', 'Sum', 'Mean', 'Equal'];
 }

@@ -195,3 +195,15 @@ test('the BatchNorm layer: output, moving statistics and every gradient match th
   console.log(`  BatchNorm layer (y, dx, dγ, dβ, moving mean, moving var, inference, loss): ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
 });
+
+test('broadcast Equal and the global max-pool gradient that uses it match cpu', async () => {
+  const xv = randomValues(3 * 4 * 4 * 5, 13).map((v) => Math.round(v * 4) / 4); // ties on purpose
+  const diffs = await compareBackends(() => {
+    const x = tf.tensor4d(xv, [3, 4, 4, 5]);
+    const m = tf.max(x, [1, 2], true);
+    return [tf.equal(x, m).toFloat(), tf.equal(m, x).toFloat(), tf.equal(x, tf.scalar(0.25)).toFloat(), tf.equal(x.slice([0, 0, 0, 0], [3, 4, 1, 5]), x).toFloat(),
+      tf.grad((a: tf.Tensor) => tf.max(a, [1, 2]).mul(tf.linspace(1, 2, 15).reshape([3, 5])).sum())(x)];
+  });
+  console.log(`  equal/broadcast: max |Δ| ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
+  for (const d of diffs) assert.equal(d, 0);
+});
