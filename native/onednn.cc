@@ -59,6 +59,17 @@ std::string keyOf(const char* kind, const Geometry& g) {
   return k.str();
 }
 
+// Runs a binding's body, turning oneDNN's exceptions into JavaScript errors.
+template <typename Body>
+Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
+  try {
+    return body(info.Env());
+  } catch (const dnnl::error& e) {
+    Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
+    return info.Env().Null();
+  }
+}
+
 float* dataOf(const Napi::Value& v) {
   Napi::Float32Array a = v.As<Napi::Float32Array>();
   return a.Data();
@@ -117,8 +128,7 @@ Cached& getCached(const char* kind, const Geometry& g) {
 // conv(kind, geometry, x|dx, filter|dW, y|dy): kind is forward, backwardData or backwardWeights;
 // the buffer that kind writes is overwritten. Returns the oneDNN implementation's name.
 Napi::Value Conv(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Geometry g = geometry(info[1].As<Napi::Object>());
     float* x = dataOf(info[2]);
@@ -144,10 +154,7 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
     }
     strm.wait();
     return Napi::String::New(env, c.impl);
-  } catch (const dnnl::error& e) {
-    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
-    return env.Null();
-  }
+  });
 }
 
 // Batch normalisation in training mode over N·H·W of an NHWC tensor, per channel C.
@@ -182,8 +189,7 @@ CachedNorm& getNorm(const memory::dims& nchw, float eps) {
 // the biased variance. batchNorm("backward", shape, eps, x, scale, shift, dy, dx, mean,
 // variance, dScale, dShift): writes dx, dScale, dShift.
 Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Napi::Array shape = info[1].As<Napi::Array>();
     memory::dims nhwc;
@@ -206,10 +212,7 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
     }
     strm.wait();
     return env.Undefined();
-  } catch (const dnnl::error& e) {
-    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
-    return env.Null();
-  }
+  });
 }
 
 // Max-pool gradient. tfjs's MaxPoolGrad gets x, not the argmax, so the forward pass runs
@@ -222,8 +225,7 @@ std::unordered_map<std::string, std::unique_ptr<CachedPool>> poolCache;
 
 // maxPoolGrad(geometry {x, y, kernel, strides, pads}, x, dy, dx): writes dx.
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Object g = info[0].As<Napi::Object>();
     auto dims = [&](const char* key) {
       Napi::Array a = g.Get(key).As<Napi::Array>();
@@ -253,10 +255,7 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
     c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(dst, eng, dataOf(info[2]))}, {DNNL_ARG_DIFF_SRC, memory(src, eng, dataOf(info[3]))}, {DNNL_ARG_WORKSPACE, workspace}});
     strm.wait();
     return env.Undefined();
-  } catch (const dnnl::error& e) {
-    Napi::Error::New(env, std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
-    return env.Null();
-  }
+  });
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
