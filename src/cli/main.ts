@@ -106,8 +106,8 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
     process.off('SIGINT', onSigint);
   }
   if (entries.length > 1) {
-    const width = Math.max(...summary.map((s) => s.name.length));
-    log('\nexperiment'.padEnd(width + 2) + 'status   time      headline');
+    const width = Math.max('experiment'.length, ...summary.map((s) => s.name.length));
+    log(`\n${'experiment'.padEnd(width + 1)}status   time      headline`);
     for (const s of summary) log(`${s.name.padEnd(width + 1)}${s.status.padEnd(9)}${`${s.seconds.toFixed(1)} s`.padEnd(10)}${s.headline}`);
   }
   if (names.includes('all') || entries.length > 1) {

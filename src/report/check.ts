@@ -15,7 +15,7 @@ const autoencoderMetrics = obj({
 });
 
 /** Per experiment: the files a run must write and the shape of its metrics.json. */
-export const EXPECTED: Record<string, { files: string[]; metrics: Schema }> = {
+export const EXPECTED: Record<string, { files: string[]; metrics: Schema; filesFor?: (metrics: Record<string, unknown>) => string[] }> = {
   'q1-adam': {
     files: ['q11-gd-trajectory.png', 'q11-gd-curve.png', 'q12-threshold.png', 'q13-moments.png', 'q14-relu.png', 'q14-sigmoid.png', 'q14-abs.png', 'observations.md'],
     metrics: obj({
@@ -38,7 +38,8 @@ export const EXPECTED: Record<string, { files: string[]; metrics: Schema }> = {
     }),
   },
   'q5-cifar': {
-    files: ['train-loss.png', 'train-acc.png', 'test-loss.png', 'test-acc.png', 'curves.png', 'subsets.png', 'observations.md'],
+    files: ['train-loss.png', 'train-acc.png', 'test-loss.png', 'test-acc.png', 'curves.png', 'observations.md'],
+    filesFor: (m) => ((m.subsets as unknown[] | undefined)?.length ? ['subsets.png'] : []),
     metrics: obj({
       epochs: { type: 'array', minItems: 1, items: obj({ epoch: num, trainLoss: num, trainAcc: num, testLoss: num, testAcc: num, seconds: num }) },
       finalTestAcc: num, bestTestAcc: num, wallSeconds: num, subsets: { type: 'array' },
@@ -68,8 +69,11 @@ export async function checkOutputs(outRoot: string, experiments: string[]): Prom
       const validate = ajv.compile(schema as unknown as JSONSchemaType<unknown>);
       if (!validate(JSON.parse(readFileSync(full, 'utf8')))) problems.push(`${full}: ${ajv.errorsText(validate.errors)}`);
     }
-    for (const file of expected.files) if (!existsSync(path.join(dir, file))) problems.push(`${path.join(dir, file)}: missing`);
-    const pngs = [...expected.files.filter((f) => f.endsWith('.png'))];
+    const metricsFile = path.join(dir, 'metrics.json');
+    const extra = existsSync(metricsFile) && expected.filesFor ? expected.filesFor(JSON.parse(readFileSync(metricsFile, 'utf8')) as Record<string, unknown>) : [];
+    const files = [...expected.files, ...extra];
+    for (const file of files) if (!existsSync(path.join(dir, file))) problems.push(`${path.join(dir, file)}: missing`);
+    const pngs = files.filter((f) => f.endsWith('.png'));
     for (const png of pngs) {
       const full = path.join(dir, png);
       if (!existsSync(full)) continue;
