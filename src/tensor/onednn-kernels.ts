@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { callKernel, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry { x: number[]; filter: number[]; y: number[]; strides: number[]; dilations: number[]; pads: number[] }
 interface OneDnn {
@@ -46,12 +47,9 @@ function geometryOf(xShape: number[], filterShape: number[], a: ConvAttrs): Geom
 const view = (backend: BackendWasm, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
 
 export function registerOneDnnKernels(addon: OneDnn): string[] {
-  const replace = (name: string, make: (shipped: KernelFunc) => KernelFunc) => {
-    const shipped = tf.getKernel(name, 'wasm');
-    if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel`);
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ kernelName: name, backendName: 'wasm', kernelFunc: make(shipped.kernelFunc), setupFunc: shipped.setupFunc, disposeFunc: shipped.disposeFunc });
-  };
+  // Each falls back to the kernel it replaces (shipped, or a2's composite) for NCHW and odd cases.
+  const replace = (name: string, make: (previous: KernelFunc) => KernelFunc) =>
+    setWasmKernel(name, (previous) => make(previous!));
 
   const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
@@ -73,14 +71,9 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     if (attrs.dataFormat === 'NCHW' || preluActivationWeights || !['linear', 'relu'].includes(attrs.activation)) return shipped(args);
     const backend = args.backend as BackendWasm;
     // The epilogue stays in wasm's own kernels: a broadcast add and a ReLU.
-    const then = (input: TensorInfo, kernel: string, inputs: Record<string, TensorInfo>) => {
-      const result = tf.getKernel(kernel, 'wasm')!.kernelFunc({ inputs, backend, attrs: {} }) as TensorInfo;
-      backend.disposeData(input.dataId);
-      return result;
-    };
     let out = forward(backend, x!, filter!, attrs);
-    if (bias) out = then(out, 'Add', { a: out, b: bias });
-    if (attrs.activation === 'relu') out = then(out, 'Relu', { x: out });
+    if (bias) { const added = callKernel(backend, 'Add', { a: out, b: bias }, {}); release(backend, out); out = added; }
+    if (attrs.activation === 'relu') { const activated = callKernel(backend, 'Relu', { x: out }, {}); release(backend, out); out = activated; }
     return out;
   });
 
@@ -95,18 +88,16 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     return dx;
   });
 
-  const backpropFilter: KernelFunc = (args) => {
+  replace('Conv2DBackpropFilter', (previous) => (args) => {
     const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
-    if (attrs.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
+    if (attrs.dataFormat === 'NCHW') return previous(args);
     const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
     const backend = args.backend as BackendWasm;
     const g = geometryOf(x.shape, attrs.filterShape, attrs);
     const dw = backend.makeOutput(attrs.filterShape, 'float32');
     addon.conv('backwardWeights', g, view(backend, x), view(backend, dw), view(backend, dy));
     return dw;
-  };
-  if (tf.getKernel('Conv2DBackpropFilter', 'wasm')) tf.unregisterKernel('Conv2DBackpropFilter', 'wasm');
-  tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: backpropFilter });
+  });
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
 }
 
@@ -119,25 +110,20 @@ interface OneDnnWithNorm extends OneDnn {
 export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
   if (typeof native.maxPoolGrad !== 'function') return [];
-  const js = tf.getKernel('MaxPoolGrad', 'wasm')!;
-  tf.unregisterKernel('MaxPoolGrad', 'wasm');
-  tf.registerKernel({
-    kernelName: 'MaxPoolGrad', backendName: 'wasm',
-    kernelFunc: (args) => {
-      const wasm = args.backend as BackendWasm;
-      const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
-      const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
-        filterSize: [number, number] | number; strides: [number, number] | number; pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
-      };
-      const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
-      const p = info.padInfo;
-      // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
-      if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right) return js.kernelFunc(args);
-      const dx = wasm.makeOutput(input.shape, 'float32');
-      native.maxPoolGrad({ x: input.shape, y: dy.shape, kernel: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], pads: [p.top, p.left, p.bottom, p.right] },
-        view(wasm, input), view(wasm, dy), view(wasm, dx));
-      return dx;
-    },
+  setWasmKernel('MaxPoolGrad', (js) => (args) => {
+    const wasm = args.backend as BackendWasm;
+    const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
+    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
+      filterSize: [number, number] | number; strides: [number, number] | number; pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    };
+    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    const p = info.padInfo;
+    // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
+    if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right) return js!(args);
+    const dx = wasm.makeOutput(input.shape, 'float32');
+    native.maxPoolGrad({ x: input.shape, y: dy.shape, kernel: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], pads: [p.top, p.left, p.bottom, p.right] },
+      view(wasm, input), view(wasm, dy), view(wasm, dx));
+    return dx;
   });
   return ['MaxPoolGrad'];
 }

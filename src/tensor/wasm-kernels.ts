@@ -11,13 +11,13 @@ const WASM = 'wasm';
 type Conv2DInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
 
 /** Runs another wasm kernel from inside a kernel, with no engine bookkeeping. */
-function callKernel(backend: BackendWasm, name: string, inputs: NamedTensorInfoMap, attrs: object): TensorInfo {
+export function callKernel(backend: BackendWasm, name: string, inputs: NamedTensorInfoMap, attrs: object): TensorInfo {
   const kernel = tf.getKernel(name, WASM);
   if (kernel === undefined) throw new Error(`wasm backend has no ${name} kernel`);
   return kernel.kernelFunc({ inputs, backend, attrs: attrs as NamedAttrMap }) as TensorInfo;
 }
 
-function release(backend: BackendWasm, ...infos: TensorInfo[]): void {
+export function release(backend: BackendWasm, ...infos: TensorInfo[]): void {
   for (const info of infos) backend.disposeData(info.dataId);
 }
 
@@ -266,26 +266,38 @@ function broadcastEqual(shipped: KernelFunc): KernelFunc {
   };
 }
 
-function replaceKernel(name: string, make: (shipped: KernelFunc) => KernelFunc): void {
-  const shipped = tf.getKernel(name, WASM);
-  if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel to replace`);
-  if ((shipped.kernelFunc as { a2?: boolean }).a2) return;
-  const kernelFunc = make(shipped.kernelFunc);
-  (kernelFunc as { a2?: boolean }).a2 = true;
-  tf.unregisterKernel(name, WASM);
-  tf.registerKernel({ kernelName: name, backendName: WASM, kernelFunc, setupFunc: shipped.setupFunc, disposeFunc: shipped.disposeFunc });
+/**
+ * Registers `make(previous)` as the wasm kernel `name`, in place of whatever is registered
+ * (the shipped kernel, or a2's own from an earlier layer), keeping its setup and dispose hooks.
+ * `previous` is undefined where wasm has no such kernel.
+ */
+export function setWasmKernel(name: string, make: (previous: KernelFunc | undefined) => KernelFunc): void {
+  const previous = tf.getKernel(name, WASM);
+  if (previous !== undefined) tf.unregisterKernel(name, WASM);
+  tf.registerKernel({ kernelName: name, backendName: WASM, kernelFunc: make(previous?.kernelFunc), setupFunc: previous?.setupFunc, disposeFunc: previous?.disposeFunc });
 }
+
+/** Like setWasmKernel, for kernels wasm ships: the new one may fall back to the shipped one. */
+function replaceKernel(name: string, make: (shipped: KernelFunc) => KernelFunc): void {
+  setWasmKernel(name, (shipped) => {
+    if (shipped === undefined) throw new Error(`wasm backend has no ${name} kernel to replace`);
+    return make(shipped);
+  });
+}
+
+let registered = false;
 
 /** Names of the kernels a2 adds or replaces on wasm; idempotent. */
 export function registerWasmTrainingKernels(): string[] {
-  if (tf.getKernel('Conv2DBackpropFilter', WASM) === undefined) {
-    tf.registerKernel({ kernelName: 'Conv2DBackpropFilter', backendName: WASM, kernelFunc: conv2DBackpropFilter });
-  }
+  const names = ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul', 'Sum', 'Mean', 'Equal'];
+  if (registered) return names;
+  registered = true;
+  setWasmKernel('Conv2DBackpropFilter', () => conv2DBackpropFilter);
   replaceKernel('MaxPoolGrad', () => maxPoolGrad);
   replaceKernel('Conv2DBackpropInput', conv2DBackpropInput);
   replaceKernel('BatchMatMul', batchMatMul);
   replaceKernel('Sum', (shipped) => reduceLeadingAxes('sum', shipped));
   replaceKernel('Mean', (shipped) => reduceLeadingAxes('mean', shipped));
   replaceKernel('Equal', broadcastEqual);
-  return ['Conv2DBackpropFilter', 'MaxPoolGrad', 'Conv2DBackpropInput', 'BatchMatMul', 'Sum', 'Mean', 'Equal'];
+  return names;
 }
