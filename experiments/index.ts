@@ -37,9 +37,19 @@ export const registry: RegistryEntry[] = [
   },
   {
     name: 'q5-cifar',
-    summary: 'Q5: conv net from scratch on CIFAR-10 (> 90% target); --subsets runs Q5.2, accuracy vs training-set size',
-    flags: [{ flags: '--subsets', description: 'also run Q5.2: 1, 10, 100, 1000 per class and the full set', kind: 'boolean' }],
+    summary: 'Q5.1: conv net from scratch on all of CIFAR-10, > 90% test accuracy; four curves; --resume',
     load: async () => (await import('./q5-cifar.js')).experiment,
+  },
+  {
+    name: 'q5-subsets',
+    summary: 'Q5.2: accuracy vs training images (1, 10, 100, 1000 per class, tuned per size on validation; full set from q5-cifar)',
+    needs: ['q5-cifar'],
+    load: async () => (await import('./q5-subsets.js')).experiment,
+  },
+  {
+    name: 'q5-ablations',
+    summary: 'Q5: what each part of the q5-cifar recipe contributes (short runs, one part changed each, two seeds)',
+    load: async () => (await import('./q5-ablations.js')).experiment,
   },
   {
     name: 'q6-rf',

@@ -8,7 +8,7 @@ import { experiment as convAutoencoder } from './q2-conv-ae.js';
 import { imageOf } from './autoencoder.js';
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, type TopLevelSpec, panelGrid } from '../src/plot/index.js';
-import { type Experiment, type RunContext, loadModel, readJson, resolveConfig, runExperiment } from '../src/run/index.js';
+import { type Experiment, type RunContext, loadModel, resolveConfig } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
 interface Config {
@@ -46,20 +46,12 @@ function decode(decoder: tf.LayersModel, latents: number[][]): Float32Array[] {
   return latents.map((_, i) => pixels.slice(i * 784, (i + 1) * 784));
 }
 
-/** Makes sure outputs/q2-conv-ae holds models trained with the settings this profile implies. */
+/** outputs/q2-conv-ae, trained first unless it holds models with the settings this profile implies. */
 async function ensureConvModels(ctx: RunContext): Promise<{ dir: string; lambdas: number[] }> {
   const wanted = resolveConfig(convAutoencoder, ctx.options.profile, ctx.options.overrides);
-  const dir = ctx.outputsOf(convAutoencoder.name);
-  const manifest = path.join(dir, 'run.json');
-  const models = (l: number) => path.join(dir, 'models', `lambda-${l}`, 'encoder', 'model.json');
-  const existing = existsSync(manifest) ? readJson<{ config: object; seed: number }>(manifest) : undefined;
-  const fresh = existing !== undefined && JSON.stringify(existing.config) === JSON.stringify(wanted) && existing.seed === ctx.seed
-    && wanted.lambdas.every((l) => existsSync(models(l)));
-  if (!fresh) {
-    ctx.log(`${existing ? 'outputs/q2-conv-ae was trained with other settings' : 'outputs/q2-conv-ae has no trained models'}; training q2-conv-ae first (profile ${ctx.options.profile})`);
-    await runExperiment(convAutoencoder, { ...ctx.options, resume: false }, ctx.backend);
-  }
-  ctx.manifestExtras.q2ConvAeRun = readJson<{ startedAt: string; gitCommit: string | null }>(manifest).startedAt;
+  const encoder = (dir: string, l: number) => path.join(dir, 'models', `lambda-${l}`, 'encoder', 'model.json');
+  const { dir } = await ctx.outputsBuiltOn(convAutoencoder, (run) => JSON.stringify(run.config) === JSON.stringify(wanted) && run.seed === ctx.seed
+    && wanted.lambdas.every((l) => existsSync(encoder(ctx.outputsOf(convAutoencoder.name), l))));
   return { dir, lambdas: wanted.lambdas };
 }
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Command } from 'commander';
 import { makeConvAutoencoder } from '../experiments/q2-conv-ae.js';
 import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
-import { makeCifarNet } from '../experiments/q5-cifar.js';
+import { makeCifarNet } from '../experiments/cifar.js';
 import { writeJsonAtomic } from '../src/run/index.js';
 import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
 import { initBackend, seedEverything, tf } from '../src/tensor/index.js';

@@ -126,6 +126,23 @@ export function lineChart(opts: {
   } as TopLevelSpec;
 }
 
+/** One horizontal bar per labelled value, its value printed at the end, in the given order. */
+export function barChart(opts: { title: string; rows: { label: string; value: number }[]; axis: string; format?: string }): TopLevelSpec {
+  const y = { field: 'label', type: 'nominal', sort: null, title: null };
+  const x = { field: 'value', type: 'quantitative', title: opts.axis };
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: opts.title,
+    width: 420,
+    height: 28 * opts.rows.length,
+    data: { values: opts.rows },
+    layer: [
+      { mark: { type: 'bar' }, encoding: { y, x } },
+      { mark: { type: 'text', align: 'left', dx: 3 }, encoding: { y, x, text: { field: 'value', type: 'quantitative', format: opts.format ?? '.2%' } } },
+    ],
+  } as TopLevelSpec;
+}
+
 /** A plain table drawn as an image (for tables a grader should see as a figure too). */
 export function tableImage(headers: string[], rows: string[][], title?: string): Buffer {
   const font = `13px ${FONT}`;

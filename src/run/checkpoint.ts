@@ -43,3 +43,16 @@ export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel, opti
   await optimizer.setWeights(entries.map((e) => ({ name: e.name, tensor: tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape) })));
   return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as S;
 }
+
+/**
+ * Results of a run's finished parts (one ablation, one subset size), kept in its checkpoints
+ * folder so that --resume skips them: `done(key)` is the saved result, `record` saves one.
+ */
+export function finishedParts<T>(dir: string, resume: boolean): { done(key: string): T | undefined; record(key: string, result: T): void } {
+  const file = path.join(dir, 'parts.json');
+  const parts: Record<string, T> = resume && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, T>) : {};
+  return {
+    done: (key) => parts[key],
+    record: (key, result) => { parts[key] = result; writeJsonAtomic(file, parts); },
+  };
+}

@@ -27,6 +27,9 @@ export interface RunOptions {
 }
 
 /** A question's experiment: defaults in one typed object, presets per profile, and run. */
+/** The parts of another experiment's run.json a dependent run checks. */
+export interface LandedRun { profile: string; seed: number; config: object; startedAt: string; gitCommit: string | null }
+
 export interface Experiment<C extends object = object> {
   name: string;
   summary: string;
@@ -103,6 +106,24 @@ export class RunContext {
   /** Reads another experiment's landed outputs (q3 reads q2-conv-ae's models). */
   outputsOf(experiment: string): string {
     return path.resolve(this.options.outRoot, experiment);
+  }
+
+  /**
+   * The landed outputs of another experiment this one builds on (q3 reads q2-conv-ae's models,
+   * q5-subsets q5-cifar's full-set numbers): run it first, with this run's options, unless
+   * `usable` accepts its run.json. The run used is recorded in this run's manifest.
+   */
+  async outputsBuiltOn(exp: Experiment<object>, usable: (run: LandedRun) => boolean): Promise<{ dir: string; run: LandedRun }> {
+    const dir = this.outputsOf(exp.name);
+    const manifest = path.join(dir, 'run.json');
+    const existing = existsSync(manifest) ? readJson<LandedRun>(manifest) : undefined;
+    if (!existing || !usable(existing)) {
+      this.log(`outputs/${exp.name} ${existing ? 'was run with other settings' : 'is missing'}; running ${exp.name} first (profile ${this.options.profile})`);
+      await runExperiment(exp, { ...this.options, resume: false }, this.backend);
+    }
+    const run = readJson<LandedRun>(manifest);
+    this.manifestExtras.builtOn = { ...(this.manifestExtras.builtOn as object | undefined), [exp.name]: { startedAt: run.startedAt, gitCommit: run.gitCommit } };
+    return { dir, run };
   }
 
   /** Writes metrics.json and run.json, then swaps the staging folder in as outputs/<name>/. */

@@ -69,7 +69,7 @@ test('q3 trains q2-conv-ae first when its models are missing, then writes every 
   const out = tempDir();
   const { code, lines } = await a2('run', 'q3-mean-latent', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(code, 0, lines.join('\n'));
-  assert.ok(lines.some((l) => l.includes('training q2-conv-ae first')));
+  assert.ok(lines.some((l) => l.includes('running q2-conv-ae first')));
   for (const f of ['q2-conv-ae/figure.png', 'q2-conv-ae/loss.png', 'q2-conv-ae/reconstructions.png', 'q2-conv-ae/models/lambda-2/encoder/model.json',
     'q3-mean-latent/mean-latent.png', 'q3-mean-latent/class-means.png', 'q3-mean-latent/latent-2d.png']) {
     assert.ok(existsSync(path.join(out, f)), f);
@@ -80,5 +80,5 @@ test('q3 trains q2-conv-ae first when its models are missing, then writes every 
   // Second run reuses the models it finds.
   const again = await a2('run', 'q3-mean-latent', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(again.code, 0);
-  assert.ok(!again.lines.some((l) => l.includes('training q2-conv-ae first')));
+  assert.ok(!again.lines.some((l) => l.includes('running q2-conv-ae first')));
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { balancedSubset, learningRateAt, makeCifarNet } from '../../experiments/q5-cifar.js';
+import { balancedSubset, learningRateAt, makeCifarNet } from '../../experiments/cifar.js';
 import { loadCifar } from '../../src/data/index.js';
 import { initBackend } from '../../src/tensor/index.js';
 import { a2, DATA_DIR, ROOT, tempDir } from '../helpers.js';

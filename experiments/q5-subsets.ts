@@ -1,0 +1,156 @@
+// Question 5.2 — test accuracy against the number of training images: 1, 10, 100 and 1000 images
+// per class (class-balanced, the same images in every run) and the full set, always tested on all
+// 10,000 test images. Each size gets its own small search over learning rate and weight decay,
+// chosen on validation images drawn from the training set outside every subset (the test set
+// picks nothing); every trial is recorded. The full-set point is q5-cifar's run (run first if missing).
+//   npx a2 run q5-subsets                  ≈ 50 min here
+//   npx a2 run q5-subsets --resume         skip the sizes an interrupted run finished
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadCifar } from '../src/data/index.js';
+import { lineChart, markdownTable } from '../src/plot/index.js';
+import { type Experiment, type RunContext, finishedParts } from '../src/run/index.js';
+import { RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
+import { experiment as fullRun } from './q5-cifar.js';
+
+/** One subset size and what is tried on it: every lr × weight decay, for `steps` optimizer steps. */
+interface SizePlan { perClass: number; steps: number; batchSize: number; lrs: number[]; weightDecays: number[] }
+
+interface Config extends Recipe {
+  validationPerClass: number; // validation images per class, taken after the largest subset in the fixed order
+  testImages: number;         // 0 = all 10,000
+  sizes: SizePlan[];
+}
+
+const defaults: Config = {
+  ...RECIPE, validationPerClass: 500, testImages: 0,
+  // Steps grow with the data (the smaller sets are memorised long before); the grids centre on
+  // what the quick profile and the full-set recipe suggested, widening weight decay where data is scarce.
+  sizes: [
+    { perClass: 1, steps: 300, batchSize: 10, lrs: [0.01, 0.03, 0.1], weightDecays: [5e-4, 5e-2] },
+    { perClass: 10, steps: 400, batchSize: 50, lrs: [0.03, 0.1], weightDecays: [5e-4, 5e-2] },
+    { perClass: 100, steps: 600, batchSize: 128, lrs: [0.1, 0.2], weightDecays: [5e-4, 5e-3] },
+    { perClass: 1000, steps: 800, batchSize: 256, lrs: [0.1, 0.2], weightDecays: [5e-4] },
+  ],
+};
+
+interface Trial { lr: number; weightDecay: number; validationAcc: number; seconds: number }
+interface SizeResult {
+  perClass: number; images: number; trainAcc: number; testAcc: number; validationAcc: number;
+  hyper: { epochs: number; batchSize: number; steps: number; lr: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number };
+  tried: Trial[];
+}
+
+interface FullRunMetrics { trainImages?: number; epochs: { trainAcc: number; testAcc: number }[] }
+
+async function run(config: Config, ctx: RunContext) {
+  // The full set: q5-cifar's last epoch (its training accuracy is the running one over augmented batches).
+  const { dir, run: full } = await ctx.outputsBuiltOn(fullRun, (r) => r.profile === ctx.options.profile && r.seed === ctx.seed);
+  const fullMetrics = JSON.parse(readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as FullRunMetrics;
+  const last = fullMetrics.epochs[fullMetrics.epochs.length - 1];
+  const fullConfig = full.config as Recipe & { trainImages: number };
+  // Runs before trainImages was in metrics.json have it only as config (0 = all 50,000).
+  const fullImages = fullMetrics.trainImages ?? (fullConfig.trainImages || 50000);
+  const fullTrain = loadCifar(ctx.dataDir, 'train', ctx.dataFiles);
+  const testSplit = firstN(loadCifar(ctx.dataDir, 'test', ctx.dataFiles), config.testImages);
+  const largest = Math.max(...config.sizes.map((s) => s.perClass));
+  const validation = balancedSubset(fullTrain, config.validationPerClass, largest);
+  ctx.log(`validation: ${validation.count} training images outside every subset; test: ${testSplit.count} images`);
+  const parts = finishedParts<SizeResult>(ctx.path('checkpoints'), ctx.options.resume ?? false);
+
+  const results: SizeResult[] = [];
+  for (const plan of config.sizes) {
+    const key = `${plan.perClass}`;
+    const saved = parts.done(key);
+    if (saved) { ctx.log(`${plan.perClass}/class: done in the interrupted run, kept`); results.push(saved); continue; }
+    const subset = balancedSubset(fullTrain, plan.perClass);
+    const batchSize = Math.min(plan.batchSize, subset.count);
+    const epochs = Math.max(1, Math.ceil((plan.steps * batchSize) / subset.count));
+    const warmupEpochs = Math.max(1, Math.round(epochs / 10));
+    const tried: Trial[] = [];
+    let best: { model: Awaited<ReturnType<typeof train>>['model']; trial: Trial } | undefined;
+    for (const lr of plan.lrs) {
+      for (const weightDecay of plan.weightDecays) {
+        const started = performance.now();
+        const recipe = { ...config, epochs, batchSize, lr, weightDecay, warmupEpochs };
+        const { model, epochs: records } = await train(recipe, subset, validation, ctx, { label: `${plan.perClass}/class lr ${lr} wd ${weightDecay}`, evalEveryEpoch: false });
+        const trial = { lr, weightDecay, validationAcc: records[records.length - 1].testAcc, seconds: (performance.now() - started) / 1000 };
+        tried.push(trial);
+        ctx.log(`${plan.perClass}/class lr ${lr} wd ${weightDecay}: validation ${pct(trial.validationAcc)}`);
+        if (!best || trial.validationAcc > best.trial.validationAcc) { best?.model.dispose(); best = { model, trial }; } else model.dispose();
+      }
+    }
+    const chosen = best!;
+    const result: SizeResult = {
+      perClass: plan.perClass, images: subset.count,
+      trainAcc: evaluate(chosen.model, subset, false).acc, testAcc: evaluate(chosen.model, testSplit, config.flipTta).acc, validationAcc: chosen.trial.validationAcc,
+      hyper: { epochs, batchSize, steps: plan.steps, lr: chosen.trial.lr, weightDecay: chosen.trial.weightDecay, warmupEpochs, labelSmoothing: config.labelSmoothing },
+      tried,
+    };
+    chosen.model.dispose();
+    ctx.log(`${plan.perClass}/class: chose lr ${result.hyper.lr}, wd ${result.hyper.weightDecay} → train ${pct(result.trainAcc)}, test ${pct(result.testAcc)}`);
+    parts.record(key, result);
+    results.push(result);
+  }
+
+  const subsets = [...results, {
+    perClass: fullImages / 10, images: fullImages, trainAcc: last.trainAcc, testAcc: last.testAcc,
+    hyper: { epochs: fullConfig.epochs, batchSize: fullConfig.batchSize, lr: fullConfig.lr, weightDecay: fullConfig.weightDecay, source: `q5-cifar run of ${full.startedAt}` },
+  }];
+
+  const rows = subsets.flatMap((s) => [{ images: s.images, accuracy: s.trainAcc, split: 'training' }, { images: s.images, accuracy: s.testAcc, split: 'testing' }]);
+  await ctx.writeFigure('subsets', lineChart({ title: 'Q5.2 accuracy vs number of training images', x: 'images', y: 'accuracy', series: 'split', rows, logX: true, points: true }));
+  const tuning = markdownTable(['per class', 'lr', 'weight decay', 'validation acc', 'seconds', 'chosen'],
+    results.flatMap((r) => r.tried.map((t) => [String(r.perClass), String(t.lr), String(t.weightDecay), pct(t.validationAcc), t.seconds.toFixed(0), t.lr === r.hyper.lr && t.weightDecay === r.hyper.weightDecay ? '✓' : ''])));
+  ctx.writeText('tuning.md', `# Q5.2 tuning: every trial, chosen on ${validation.count} validation images\n\n${tuning}\n`);
+  ctx.writeText('observations.md', observations(subsets, results, validation.count) + '\n');
+  return { validationImages: validation.count, testImages: testSplit.count, subsets };
+}
+
+/** What the numbers show, said only where they show it. */
+function observations(subsets: { images: number; trainAcc: number; testAcc: number }[], tuned: SizeResult[], validationImages: number): string {
+  const gaps = subsets.map((s) => 100 * (s.trainAcc - s.testAcc));
+  const rising = subsets.every((s, i) => i === 0 || s.testAcc >= subsets[i - 1].testAcc);
+  const perTenfold = subsets.slice(1).map((s, i) => `${subsets[i].images} → ${s.images}: ${(100 * (s.testAcc - subsets[i].testAcc)).toFixed(1)} points`);
+  return [
+    '# Question 5.2: observations', '',
+    '*Written from the measured numbers of this run.*', '',
+    ...subsets.map((s) => `- ${s.images} training images: train ${pct(s.trainAcc)}, test ${pct(s.testAcc)}`), '',
+    gaps.every((g) => g > 0) ? `Training accuracy is above test accuracy at every size (gap ${Math.min(...gaps).toFixed(1)}–${Math.max(...gaps).toFixed(1)} points), widest at ${subsets[gaps.indexOf(Math.max(...gaps))].images} images.` : `Training accuracy is not above test accuracy at every size (gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} points).`,
+    rising ? 'Test accuracy rises with every increase in the number of training images.' : 'Test accuracy does not rise at every step in the number of training images.',
+    `Test accuracy gained per step: ${perTenfold.join('; ')}.`, '',
+    `Tuning (${validationImages} validation images, every trial in tuning.md): ` + tuned.map((r) => {
+      const accs = r.tried.map((t) => t.validationAcc);
+      return `${r.perClass}/class chose lr ${r.hyper.lr}, weight decay ${r.hyper.weightDecay} (validation ${pct(Math.min(...accs))}–${pct(Math.max(...accs))} over ${accs.length} trials)`;
+    }).join('; ') + '.',
+  ].join('\n');
+}
+
+export const experiment: Experiment<Config> = {
+  name: 'q5-subsets',
+  summary: 'Q5.2: accuracy vs training images',
+  defaults,
+  needs: ['q5-cifar'],
+  profiles: {
+    quick: {
+      widths: [16, 32, 64, 128], validationPerClass: 100, testImages: 2000,
+      sizes: [
+        { perClass: 1, steps: 150, batchSize: 10, lrs: [0.01, 0.05], weightDecays: [5e-4] },
+        { perClass: 10, steps: 200, batchSize: 50, lrs: [0.03, 0.1], weightDecays: [5e-4] },
+        { perClass: 100, steps: 300, batchSize: 128, lrs: [0.1], weightDecays: [5e-4] },
+      ],
+    },
+    smoke: {
+      widths: [8, 16, 16, 32], validationPerClass: 10, testImages: 200,
+      sizes: [
+        { perClass: 1, steps: 4, batchSize: 10, lrs: [0.05], weightDecays: [5e-4, 5e-2] },
+        { perClass: 10, steps: 4, batchSize: 50, lrs: [0.05], weightDecays: [5e-4] },
+      ],
+    },
+  },
+  run,
+  headline: (m) => {
+    const subsets = (m as { subsets: { images: number; testAcc: number }[] }).subsets;
+    return subsets.map((s) => `${s.images}: ${pct(s.testAcc)}`).join(', ');
+  },
+};
