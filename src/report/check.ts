@@ -15,7 +15,7 @@ const autoencoderMetrics = obj({
 });
 
 /** Per experiment: the files a run must write and the shape of its metrics.json. */
-export const EXPECTED: Record<string, { files: string[]; metrics: Schema; filesFor?: (metrics: Record<string, unknown>) => string[] }> = {
+export const EXPECTED: Record<string, { files: string[]; metrics: Schema }> = {
   'q1-adam': {
     files: ['q11-gd-trajectory.png', 'q11-gd-curve.png', 'q12-threshold.png', 'q13-moments.png', 'q14-relu.png', 'q14-sigmoid.png', 'q14-abs.png', 'observations.md'],
     metrics: obj({
@@ -39,10 +39,23 @@ export const EXPECTED: Record<string, { files: string[]; metrics: Schema; filesF
   },
   'q5-cifar': {
     files: ['train-loss.png', 'train-acc.png', 'test-loss.png', 'test-acc.png', 'curves.png', 'observations.md'],
-    filesFor: (m) => ((m.subsets as unknown[] | undefined)?.length ? ['subsets.png'] : []),
     metrics: obj({
       epochs: { type: 'array', minItems: 1, items: obj({ epoch: num, trainLoss: num, trainAcc: num, testLoss: num, testAcc: num, seconds: num }) },
-      finalTestAcc: num, bestTestAcc: num, wallSeconds: num, subsets: { type: 'array' },
+      finalTestAcc: num, bestTestAcc: num, wallSeconds: num,
+    }),
+  },
+  'q5-subsets': {
+    files: ['subsets.png', 'tuning.md', 'observations.md'],
+    metrics: obj({
+      validationImages: num,
+      subsets: { type: 'array', minItems: 2, items: obj({ perClass: num, images: num, trainAcc: num, testAcc: num, hyper: obj({ lr: num, weightDecay: num, epochs: num }) }) },
+    }),
+  },
+  'q5-ablations': {
+    files: ['ablations.png', 'ablations.md', 'observations.md'],
+    metrics: obj({
+      epochs: num, seedToSeedPoints: num,
+      variants: { type: 'array', minItems: 2, items: obj({ name: { type: 'string' }, change: { type: 'object' }, seed: num, testAcc: num, testAccNoFlipTta: num, trainAcc: num, seconds: num }) },
     }),
   },
   'q6-rf': {
@@ -69,9 +82,7 @@ export async function checkOutputs(outRoot: string, experiments: string[]): Prom
       const validate = ajv.compile(schema as unknown as JSONSchemaType<unknown>);
       if (!validate(JSON.parse(readFileSync(full, 'utf8')))) problems.push(`${full}: ${ajv.errorsText(validate.errors)}`);
     }
-    const metricsFile = path.join(dir, 'metrics.json');
-    const extra = existsSync(metricsFile) && expected.filesFor ? expected.filesFor(JSON.parse(readFileSync(metricsFile, 'utf8')) as Record<string, unknown>) : [];
-    const files = [...expected.files, ...extra];
+    const { files } = expected;
     for (const file of files) if (!existsSync(path.join(dir, file))) problems.push(`${path.join(dir, file)}: missing`);
     const pngs = files.filter((f) => f.endsWith('.png'));
     for (const png of pngs) {

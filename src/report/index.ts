@@ -51,12 +51,21 @@ const SECTIONS: Section[] = [
     },
   },
   {
-    question: 'Q5 — CIFAR-10 from scratch', experiment: 'q5-cifar', figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc', 'subsets'],
+    question: 'Q5.1 — CIFAR-10 from scratch', experiment: 'q5-cifar', figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
+    answer: (m) => `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, ${(m.epochs as unknown[]).length} epochs on ${m.trainImages ?? 'all'} training images, wall time ${num(m.wallSeconds, 0)} s.`,
+  },
+  {
+    question: 'Q5.2 — Accuracy against the number of training images', experiment: 'q5-subsets', figures: ['subsets'],
     answer: (m) => {
-      const subsets = (m.subsets ?? []) as { perClass: number; images: number; trainAcc: number; testAcc: number }[];
-      return `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, wall time ${num(m.wallSeconds, 0)} s.\n` +
-        (subsets.length ? `\n| per class | images | train acc | test acc |\n| --- | --- | --- | --- |\n${subsets.map((s) => `| ${s.perClass} | ${s.images} | ${pct(s.trainAcc)} | ${pct(s.testAcc)} |`).join('\n')}` : '');
+      const subsets = (m.subsets ?? []) as { perClass: number; images: number; trainAcc: number; testAcc: number; hyper: Json }[];
+      return `| per class | images | train acc | test acc | lr | weight decay | epochs |\n| --- | --- | --- | --- | --- | --- | --- |\n` +
+        subsets.map((s) => `| ${s.perClass} | ${s.images} | ${pct(s.trainAcc)} | ${pct(s.testAcc)} | ${s.hyper.lr} | ${s.hyper.weightDecay} | ${s.hyper.epochs} |`).join('\n') +
+        `\n\nEach size's lr and weight decay were chosen on ${m.validationImages} validation images outside every subset (every trial: \`q5-subsets/tuning.md\`); the last row is q5-cifar's run.`;
     },
+  },
+  {
+    question: 'Q5 — What each part of the recipe contributes (ablations)', experiment: 'q5-ablations', figures: ['ablations'],
+    answer: (_m, dir) => (existsSync(path.join(dir, 'ablations.md')) ? embedMarkdown(readFileSync(path.join(dir, 'ablations.md'), 'utf8')) : ''),
   },
   {
     question: 'Q6 — Receptive fields', experiment: 'q6-rf', figures: ['table'],
