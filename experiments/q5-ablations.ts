@@ -89,7 +89,9 @@ export const experiment: Experiment<Config> = {
   },
   run,
   headline: (m) => {
-    const { variants } = m as { variants: { name: string; testAcc: number }[] };
-    return `recipe ${pct(variants[0].testAcc, 2)}; ${variants.slice(1).map((v) => `${v.name} ${(100 * (v.testAcc - variants[0].testAcc)).toFixed(1)}`).join(', ')}`;
+    const { variants, seedToSeedPoints } = m as { variants: { name: string; testAcc: number }[]; seedToSeedPoints: number };
+    const [recipe, ...others] = variants;
+    const worst = others.reduce((a, b) => (b.testAcc < a.testAcc ? b : a));
+    return `recipe ${pct(recipe.testAcc, 2)} (seeds differ ${seedToSeedPoints.toFixed(2)}); biggest drop: ${worst.name} ${(100 * (worst.testAcc - recipe.testAcc)).toFixed(2)} points`;
   },
 };
