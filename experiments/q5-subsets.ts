@@ -107,6 +107,19 @@ async function run(config: Config, ctx: RunContext) {
   return { validationImages: validation.count, testImages: testSplit.count, subsets };
 }
 
+/** Where a choice sits on the edge of what was tried, so the best value may lie beyond it. */
+function gridEdges(r: SizeResult): string {
+  const edges = (['lr', 'weightDecay'] as const).flatMap((key) => {
+    const values = [...new Set(r.tried.map((t) => t[key]))].sort((a, b) => a - b);
+    if (values.length < 2) return [];
+    const name = key === 'lr' ? 'lr' : 'weight decay';
+    if (r.hyper[key] === values[0]) return [`${name} at the low edge of its grid`];
+    if (r.hyper[key] === values[values.length - 1]) return [`${name} at the high edge of its grid`];
+    return [];
+  });
+  return edges.length ? `; ${edges.join(', ')}` : '';
+}
+
 /** What the numbers show, said only where they show it. */
 function observations(subsets: { images: number; trainAcc: number; testAcc: number }[], tuned: SizeResult[], validationImages: number): string {
   const gaps = subsets.map((s) => 100 * (s.trainAcc - s.testAcc));
@@ -121,7 +134,7 @@ function observations(subsets: { images: number; trainAcc: number; testAcc: numb
     `Test accuracy gained per step: ${perTenfold.join('; ')}.`, '',
     `Tuning (${validationImages} validation images, every trial in tuning.md): ` + tuned.map((r) => {
       const accs = r.tried.map((t) => t.validationAcc);
-      return `${r.perClass}/class chose lr ${r.hyper.lr}, weight decay ${r.hyper.weightDecay} (validation ${pct(Math.min(...accs))}–${pct(Math.max(...accs))} over ${accs.length} trials)`;
+      return `${r.perClass}/class chose lr ${r.hyper.lr}, weight decay ${r.hyper.weightDecay} (validation ${pct(Math.min(...accs))}–${pct(Math.max(...accs))} over ${accs.length} trial${accs.length === 1 ? "" : "s"}${gridEdges(r)})`;
     }).join('; ') + '.',
   ].join('\n');
 }

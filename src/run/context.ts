@@ -59,6 +59,8 @@ export class RunContext {
   /** Extra facts for run.json (epoch times, model summaries). */
   readonly manifestExtras: Record<string, unknown> = {};
   private readonly started = new Date();
+  // The code that runs is the code at the start: commits made while a long run trains are not it.
+  private readonly commit = gitCommit();
 
   constructor(
     readonly experiment: string,
@@ -137,7 +139,7 @@ export class RunContext {
       config: this.config,
       backend: { name: this.backend.name, tfjsBackend: this.backend.tfjsBackend, kernels: this.backend.kernels, notices: this.backend.notices },
       packages: packageVersions(),
-      gitCommit: gitCommit(),
+      gitCommit: this.commit,
       dataFiles: this.dataFiles.map((f) => ({ ...f, path: path.relative(process.cwd(), f.path) || f.path })),
       startedAt: this.started.toISOString(),
       finishedAt: finished.toISOString(),
