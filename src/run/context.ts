@@ -26,10 +26,10 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
-/** A question's experiment: defaults in one typed object, presets per profile, and run. */
 /** The parts of another experiment's run.json a dependent run checks. */
 export interface LandedRun { profile: string; seed: number; config: object; startedAt: string; gitCommit: string | null }
 
+/** A question's experiment: defaults in one typed object, presets per profile, and run. */
 export interface Experiment<C extends object = object> {
   name: string;
   summary: string;
