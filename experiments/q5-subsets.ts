@@ -5,11 +5,10 @@
 // picks nothing); every trial is recorded. The full-set point is q5-cifar's run (run first if missing).
 //   npx a2 run q5-subsets                  ≈ 50 min here
 //   npx a2 run q5-subsets --resume         skip the sizes an interrupted run finished
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadCifar } from '../src/data/index.js';
 import { lineChart, markdownTable } from '../src/plot/index.js';
-import { type Experiment, type RunContext, finishedParts } from '../src/run/index.js';
+import { type Experiment, type RunContext, finishedParts, readJson } from '../src/run/index.js';
 import { RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
 import { experiment as fullRun } from './q5-cifar.js';
 
@@ -46,7 +45,7 @@ interface FullRunMetrics { trainImages?: number; epochs: { trainAcc: number; tes
 async function run(config: Config, ctx: RunContext) {
   // The full set: q5-cifar's last epoch (its training accuracy is the running one over augmented batches).
   const { dir, run: full } = await ctx.outputsBuiltOn(fullRun, (r) => r.profile === ctx.options.profile && r.seed === ctx.seed);
-  const fullMetrics = JSON.parse(readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as FullRunMetrics;
+  const fullMetrics = readJson<FullRunMetrics>(path.join(dir, 'metrics.json'));
   const last = fullMetrics.epochs[fullMetrics.epochs.length - 1];
   const fullConfig = full.config as Recipe & { trainImages: number };
   // Runs before trainImages was in metrics.json have it only as config (0 = all 50,000).
