@@ -7,18 +7,28 @@ import { type RunContext, epochProgress, modelSummary, saveModel } from '../src/
 import { makeRng, permutation, tf } from '../src/tensor/index.js';
 
 export interface AutoencoderConfig {
-  lambdas: number[];   // latent sizes compared
+  lambdas: number[]; // latent sizes compared
   epochs: number;
   batchSize: number;
-  lr: number;          // Adam step size
+  lr: number; // Adam step size
   trainImages: number; // 0 = all 60,000
-  testImages: number;  // 0 = all 10,000
-  restarts: number;    // fresh (seeded) inits allowed when the latent layer dies entirely in epoch 1
+  testImages: number; // 0 = all 10,000
+  restarts: number; // fresh (seeded) inits allowed when the latent layer dies entirely in epoch 1
 }
 
-export interface Autoencoder { encoder: tf.Sequential; decoder: tf.Sequential }
+export interface Autoencoder {
+  encoder: tf.Sequential;
+  decoder: tf.Sequential;
+}
 
-export interface LambdaResult { trainLoss: number[]; testLoss: number[]; finalTestL1: number; epochSeconds: number[]; activeLatents: number; restarts: number }
+export interface LambdaResult {
+  trainLoss: number[];
+  testLoss: number[];
+  finalTestL1: number;
+  epochSeconds: number[];
+  activeLatents: number;
+  restarts: number;
+}
 
 /**
  * PyTorch's default init for Linear and Conv layers: weights and biases ~ U(±1/√fan_in).
@@ -87,14 +97,24 @@ function isDead(ae: Autoencoder, x: tf.Tensor4D): boolean {
   });
 }
 
-export async function trainAutoencoder(build: () => Autoencoder, data: { train: MnistSplit; test: MnistSplit }, config: AutoencoderConfig,
-  ctx: RunContext, label: string, rng: () => number): Promise<{ ae: Autoencoder; result: LambdaResult }> {
+export async function trainAutoencoder(
+  build: () => Autoencoder,
+  data: { train: MnistSplit; test: MnistSplit },
+  config: AutoencoderConfig,
+  ctx: RunContext,
+  label: string,
+  rng: () => number,
+): Promise<{ ae: Autoencoder; result: LambdaResult }> {
   const result: LambdaResult = { trainLoss: [], testLoss: [], finalTestL1: NaN, epochSeconds: [], activeLatents: 0, restarts: 0 };
-  const probe = batchTensor(data.train, Array.from({ length: Math.min(256, data.train.count) }, (_, i) => i));
+  const probe = batchTensor(
+    data.train,
+    Array.from({ length: Math.min(256, data.train.count) }, (_, i) => i),
+  );
   const rebuild = (why: string, old?: Autoencoder) => {
     result.restarts++;
     ctx.log(`${label}: ${why}; drawing a fresh net (restart ${result.restarts} of ${config.restarts})`);
-    old?.encoder.dispose(); old?.decoder.dispose();
+    old?.encoder.dispose();
+    old?.decoder.dispose();
     return build();
   };
   let ae = build();
@@ -150,8 +170,12 @@ export function imageOf(pixels: Float32Array | Uint8Array, index = 0) {
 }
 
 /** Trains every λ, saves models and summaries, and writes loss.png, figure.png, reconstructions.png. */
-export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: RunContext, title: string,
-  build: (lambda: number) => Autoencoder): Promise<object> {
+export async function runAutoencoderExperiment(
+  config: AutoencoderConfig,
+  ctx: RunContext,
+  title: string,
+  build: (lambda: number) => Autoencoder,
+): Promise<object> {
   const data = loadAutoencoderData(config, ctx);
   const rng = makeRng(ctx.seed);
   const results: Record<string, LambdaResult> = {};
@@ -165,23 +189,40 @@ export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: R
     models[lambda] = ae;
   }
 
-  const lossRows = config.lambdas.flatMap((lambda) => results[lambda].trainLoss.flatMap((train, i) => [
-    { epoch: i + 1, curve: `λ = ${lambda} train`, l1: train }, { epoch: i + 1, curve: `λ = ${lambda} test`, l1: results[lambda].testLoss[i] },
-  ]));
-  await ctx.writeFigure('loss', lineChart({ title: `${title}: L1 loss per epoch`, x: 'epoch', y: 'l1', series: 'curve', rows: lossRows, points: true }));
+  const lossRows = config.lambdas.flatMap((lambda) =>
+    results[lambda].trainLoss.flatMap((train, i) => [
+      { epoch: i + 1, curve: `λ = ${lambda} train`, l1: train },
+      { epoch: i + 1, curve: `λ = ${lambda} test`, l1: results[lambda].testLoss[i] },
+    ]),
+  );
+  await ctx.writeFigure(
+    'loss',
+    lineChart({ title: `${title}: L1 loss per epoch`, x: 'epoch', y: 'l1', series: 'curve', rows: lossRows, points: true }),
+  );
 
   const samples = onePerClass(data.test);
   const inputs = batchTensor(data.test, samples);
-  const outputs = Object.fromEntries(config.lambdas.map((lambda) => [lambda, tf.tidy(() => reconstruct(models[lambda], inputs)).dataSync() as Float32Array]));
+  const outputs = Object.fromEntries(
+    config.lambdas.map((lambda) => [lambda, tf.tidy(() => reconstruct(models[lambda], inputs)).dataSync() as Float32Array]),
+  );
   const inputPixels = inputs.dataSync() as Float32Array;
   inputs.dispose();
 
   const sixPanels: Panel[][] = [];
   for (const lambda of config.lambdas) {
-    const curve = await ctx.writeFigure(`loss-lambda-${lambda}`, lineChart({
-      title: `λ = ${lambda}: L1 per epoch`, x: 'epoch', y: 'l1', series: 'curve', points: true, width: 300, height: 220,
-      rows: lossRows.filter((r) => r.curve.startsWith(`λ = ${lambda} `)),
-    }));
+    const curve = await ctx.writeFigure(
+      `loss-lambda-${lambda}`,
+      lineChart({
+        title: `λ = ${lambda}: L1 per epoch`,
+        x: 'epoch',
+        y: 'l1',
+        series: 'curve',
+        points: true,
+        width: 300,
+        height: 220,
+        rows: lossRows.filter((r) => r.curve.startsWith(`λ = ${lambda} `)),
+      }),
+    );
     sixPanels.push([
       { title: `λ = ${lambda}: training loss`, image: curve },
       { title: 'sample input', image: imageOf(inputPixels, 0) },
@@ -193,41 +234,83 @@ export async function runAutoencoderExperiment(config: AutoencoderConfig, ctx: R
     samples.map((_, i) => ({ title: `digit ${data.test.labels[samples[i]]}`, image: imageOf(inputPixels, i) })),
     ...config.lambdas.map((lambda) => samples.map((_, i) => ({ image: imageOf(outputs[lambda], i) }))),
   ];
-  ctx.writeBytes('reconstructions.png', await panelGrid(rows, { title: `${title}: ten test digits and their reconstructions`, cell: 84, rowLabels: ['input', ...config.lambdas.map((l) => `λ = ${l}`)] }));
+  ctx.writeBytes(
+    'reconstructions.png',
+    await panelGrid(rows, {
+      title: `${title}: ten test digits and their reconstructions`,
+      cell: 84,
+      rowLabels: ['input', ...config.lambdas.map((l) => `λ = ${l}`)],
+    }),
+  );
 
   ctx.manifestExtras.epochSeconds = Object.fromEntries(config.lambdas.map((l) => [l, results[l].epochSeconds]));
-  ctx.manifestExtras.imagesPerSecond = Object.fromEntries(config.lambdas.map((l) => [l, results[l].epochSeconds.map((s) => Math.round(data.train.count / s))]));
+  ctx.manifestExtras.imagesPerSecond = Object.fromEntries(
+    config.lambdas.map((l) => [l, results[l].epochSeconds.map((s) => Math.round(data.train.count / s))]),
+  );
   ctx.writeText('observations.md', observations(title, config, results, data.train.count));
   return {
-    epochs: config.epochs, batchSize: config.batchSize, lr: config.lr, trainImages: data.train.count, testImages: data.test.count,
-    lambdas: Object.fromEntries(config.lambdas.map((l) => [l, { trainLoss: results[l].trainLoss, testLoss: results[l].testLoss, finalTestL1: results[l].finalTestL1, activeLatents: results[l].activeLatents, restarts: results[l].restarts }])),
+    epochs: config.epochs,
+    batchSize: config.batchSize,
+    lr: config.lr,
+    trainImages: data.train.count,
+    testImages: data.test.count,
+    lambdas: Object.fromEntries(
+      config.lambdas.map((l) => [
+        l,
+        {
+          trainLoss: results[l].trainLoss,
+          testLoss: results[l].testLoss,
+          finalTestL1: results[l].finalTestL1,
+          activeLatents: results[l].activeLatents,
+          restarts: results[l].restarts,
+        },
+      ]),
+    ),
   };
 }
 
 /** The summary-table line of both q2 experiments. */
 export function autoencoderHeadline(metrics: object): string {
   const lambdas = (metrics as { lambdas: Record<string, { finalTestL1: number }> }).lambdas;
-  return Object.entries(lambdas).map(([l, r]) => `test L1 λ=${l} ${r.finalTestL1.toFixed(4)}`).join(', ');
+  return Object.entries(lambdas)
+    .map(([l, r]) => `test L1 λ=${l} ${r.finalTestL1.toFixed(4)}`)
+    .join(', ');
 }
 
 function observations(title: string, config: AutoencoderConfig, results: Record<string, LambdaResult>, trainCount: number): string {
   const [small, large] = [Math.min(...config.lambdas), Math.max(...config.lambdas)];
-  const a = results[small], b = results[large];
-  const lines = [`# ${title}: observations`, '', `*Written from the measured numbers: ${config.epochs} epochs over ${trainCount} training images, batch ${config.batchSize}, Adam lr ${config.lr}, L1 loss.*`, ''];
+  const a = results[small],
+    b = results[large];
+  const lines = [
+    `# ${title}: observations`,
+    '',
+    `*Written from the measured numbers: ${config.epochs} epochs over ${trainCount} training images, batch ${config.batchSize}, Adam lr ${config.lr}, L1 loss.*`,
+    '',
+  ];
   for (const lambda of config.lambdas) {
     const r = results[lambda];
     const last = r.testLoss.length - 1;
-    const trend = last > 0 ? (r.testLoss[last] < r.testLoss[last - 1] ? 'still falling at the last epoch' : 'no longer falling at the last epoch') : 'measured after one epoch';
-    lines.push(`- λ = ${lambda}: test L1 ${r.testLoss[0].toFixed(4)} after epoch 1 → ${r.finalTestL1.toFixed(4)} after epoch ${last + 1} (${trend}); train L1 ${r.trainLoss[last].toFixed(4)}; ${r.activeLatents} of ${lambda} latent units are non-zero for some test image (the ReLU on the latent layer can switch units off for good)${r.restarts ? `; the net was re-drawn ${r.restarts} time(s) because it was dead (constant latent or output) at init or after epoch 1` : ''}.`);
+    const trend =
+      last > 0
+        ? r.testLoss[last] < r.testLoss[last - 1]
+          ? 'still falling at the last epoch'
+          : 'no longer falling at the last epoch'
+        : 'measured after one epoch';
+    lines.push(
+      `- λ = ${lambda}: test L1 ${r.testLoss[0].toFixed(4)} after epoch 1 → ${r.finalTestL1.toFixed(4)} after epoch ${last + 1} (${trend}); train L1 ${r.trainLoss[last].toFixed(4)}; ${r.activeLatents} of ${lambda} latent units are non-zero for some test image (the ReLU on the latent layer can switch units off for good)${r.restarts ? `; the net was re-drawn ${r.restarts} time(s) because it was dead (constant latent or output) at init or after epoch 1` : ''}.`,
+    );
   }
   lines.push('');
   if (a && b && small !== large) {
     const ratio = a.finalTestL1 / b.finalTestL1;
-    lines.push(`With λ = ${large} the final test L1 is ${ratio.toFixed(2)}× ${ratio > 1 ? 'lower' : 'higher'} than with λ = ${small} (${b.finalTestL1.toFixed(4)} vs ${a.finalTestL1.toFixed(4)}).`);
-    lines.push(ratio > 1
-      ? `${small} numbers per image carry far less than ${large}: reconstructions.png shows the same ten test digits through both nets. The gap between test and train loss is small for both (${(a.testLoss.at(-1)! - a.trainLoss.at(-1)!).toFixed(4)} and ${(b.testLoss.at(-1)! - b.trainLoss.at(-1)!).toFixed(4)}), so the difference in loss is one of capacity, not of overfitting.`
-      : `Here the larger bottleneck did not help; see the loss curves for whether training had converged.`);
+    lines.push(
+      `With λ = ${large} the final test L1 is ${ratio.toFixed(2)}× ${ratio > 1 ? 'lower' : 'higher'} than with λ = ${small} (${b.finalTestL1.toFixed(4)} vs ${a.finalTestL1.toFixed(4)}).`,
+    );
+    lines.push(
+      ratio > 1
+        ? `${small} numbers per image carry far less than ${large}: reconstructions.png shows the same ten test digits through both nets. The gap between test and train loss is small for both (${(a.testLoss.at(-1)! - a.trainLoss.at(-1)!).toFixed(4)} and ${(b.testLoss.at(-1)! - b.trainLoss.at(-1)!).toFixed(4)}), so the difference in loss is one of capacity, not of overfitting.`
+        : `Here the larger bottleneck did not help; see the loss curves for whether training had converged.`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
-

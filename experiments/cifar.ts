@@ -11,21 +11,31 @@ import { BatchNorm, makeRng, permutation, seedEverything, tf } from '../src/tens
 export interface Recipe {
   epochs: number;
   batchSize: number;
-  lr: number;            // peak learning rate (SGD, Nesterov momentum)
+  lr: number; // peak learning rate (SGD, Nesterov momentum)
   momentum: number;
-  weightDecay: number;   // decoupled, per step, scaled by the current lr
-  warmupEpochs: number;  // linear warm-up, then linear decay to 0
-  decay: boolean;        // false: hold the peak after warm-up (an ablation)
+  weightDecay: number; // decoupled, per step, scaled by the current lr
+  warmupEpochs: number; // linear warm-up, then linear decay to 0
+  decay: boolean; // false: hold the peak after warm-up (an ablation)
   labelSmoothing: number;
-  widths: number[];      // channels of the stem and the three blocks
-  flip: boolean;         // random horizontal flip while training
-  translate: number;     // random translation, pixels each way (reflect padding)
-  flipTta: boolean;      // average logits of the image and its mirror at test time
+  widths: number[]; // channels of the stem and the three blocks
+  flip: boolean; // random horizontal flip while training
+  translate: number; // random translation, pixels each way (reflect padding)
+  flipTta: boolean; // average logits of the image and its mirror at test time
 }
 
 export const RECIPE: Recipe = {
-  epochs: 12, batchSize: 256, lr: 0.2, momentum: 0.9, weightDecay: 5e-4, warmupEpochs: 2, decay: true, labelSmoothing: 0.2,
-  widths: [32, 64, 128, 256], flip: true, translate: 2, flipTta: true,
+  epochs: 12,
+  batchSize: 256,
+  lr: 0.2,
+  momentum: 0.9,
+  weightDecay: 5e-4,
+  warmupEpochs: 2,
+  decay: true,
+  labelSmoothing: 0.2,
+  widths: [32, 64, 128, 256],
+  flip: true,
+  translate: 2,
+  flipTta: true,
 };
 
 const CHANNEL_MEAN = [0.4914, 0.4822, 0.4465];
@@ -53,11 +63,15 @@ export function balancedSubset(split: CifarSplit, perClass: number, skipPerClass
     if (rank >= skipPerClass && rank < skipPerClass + perClass) picked.push(i);
   }
   const images = new Uint8Array(picked.length * 3072);
-  picked.forEach((src, k) => images.set(split.images.subarray(src * 3072, (src + 1) * 3072), k * 3072));
+  for (const [k, src] of picked.entries()) images.set(split.images.subarray(src * 3072, (src + 1) * 3072), k * 3072);
   return { images, labels: Uint8Array.from(picked, (i) => split.labels[i]), count: picked.length };
 }
 
-interface Augment { flip: boolean; translate: number; rng: () => number }
+interface Augment {
+  flip: boolean;
+  translate: number;
+  rng: () => number;
+}
 
 /** A normalised batch; with `augment`, each image is randomly flipped and translated (reflect padding). */
 function makeBatch(split: CifarSplit, indices: ArrayLike<number>, augment?: Augment): { x: tf.Tensor4D; y: tf.Tensor2D } {
@@ -74,7 +88,8 @@ function makeBatch(split: CifarSplit, indices: ArrayLike<number>, augment?: Augm
       const sr = reflect(r + dy);
       for (let c = 0; c < 32; c++) {
         const sc = reflect((flip ? 31 - c : c) + dx);
-        const from = src + (sr * 32 + sc) * 3, to = k * 3072 + (r * 32 + c) * 3;
+        const from = src + (sr * 32 + sc) * 3,
+          to = k * 3072 + (r * 32 + c) * 3;
         for (let ch = 0; ch < 3; ch++) out[to + ch] = (split.images[from + ch] / 255 - CHANNEL_MEAN[ch]) / CHANNEL_STD[ch];
       }
     }
@@ -89,7 +104,9 @@ function makeBatch(split: CifarSplit, indices: ArrayLike<number>, augment?: Augm
 export function makeCifarNet(widths: number[]): tf.LayersModel {
   const input = tf.input({ shape: [32, 32, 3] });
   const convBnRelu = (x: tf.SymbolicTensor, filters: number, pool: boolean): tf.SymbolicTensor => {
-    let h = tf.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' }).apply(x) as tf.SymbolicTensor;
+    let h = tf.layers
+      .conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
+      .apply(x) as tf.SymbolicTensor;
     if (pool) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
     h = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
     return tf.layers.reLU().apply(h) as tf.SymbolicTensor;
@@ -98,12 +115,17 @@ export function makeCifarNet(widths: number[]): tf.LayersModel {
   for (const width of widths.slice(1)) h = convBnRelu(convBnRelu(h, width, true), width, false);
   h = tf.layers.globalMaxPooling2d({}).apply(h) as tf.SymbolicTensor;
   // A small head init keeps the first logits near zero (loss ≈ ln 10) whatever the max-pooled feature scale.
-  const logits = tf.layers.dense({ units: 10, useBias: false, kernelInitializer: tf.initializers.randomNormal({ stddev: 0.01 }) }).apply(h) as tf.SymbolicTensor;
+  const logits = tf.layers
+    .dense({ units: 10, useBias: false, kernelInitializer: tf.initializers.randomNormal({ stddev: 0.01 }) })
+    .apply(h) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: logits, name: 'cifar_net' });
 }
 
 /** Learning rate at a (fractional) epoch: linear warm-up to the peak, then linear decay to 0 (or held). */
-export function learningRateAt(epoch: number, recipe: Pick<Recipe, 'lr' | 'epochs' | 'warmupEpochs'> & Partial<Pick<Recipe, 'decay'>>): number {
+export function learningRateAt(
+  epoch: number,
+  recipe: Pick<Recipe, 'lr' | 'epochs' | 'warmupEpochs'> & Partial<Pick<Recipe, 'decay'>>,
+): number {
   const warm = Math.min(recipe.warmupEpochs, recipe.epochs / 2);
   if (epoch < warm) return (recipe.lr * epoch) / warm;
   if (recipe.decay === false) return recipe.lr;
@@ -112,10 +134,19 @@ export function learningRateAt(epoch: number, recipe: Pick<Recipe, 'lr' | 'epoch
 
 // ---- training --------------------------------------------------------------------------------
 
-export interface EpochRecord { epoch: number; trainLoss: number; trainAcc: number; testLoss: number; testAcc: number; seconds: number; lr: number }
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainAcc: number;
+  testLoss: number;
+  testAcc: number;
+  seconds: number;
+  lr: number;
+}
 
 export function evaluate(model: tf.LayersModel, split: CifarSplit, flipTta: boolean, batch = 500): { loss: number; acc: number } {
-  let loss = 0, right = 0;
+  let loss = 0,
+    right = 0;
   for (let start = 0; start < split.count; start += batch) {
     const idx = Array.from({ length: Math.min(batch, split.count - start) }, (_, i) => start + i);
     tf.tidy(() => {
@@ -130,17 +161,23 @@ export function evaluate(model: tf.LayersModel, split: CifarSplit, flipTta: bool
 }
 
 export interface TrainOptions {
-  label: string;             // names the run in progress lines
-  checkpointDir?: string;    // checkpoint after every epoch, resume from it under --resume
-  evalEveryEpoch?: boolean;  // false: evaluate once, after the last epoch (short epochs of small subsets)
-  seed?: number;             // initial weights, shuffles and augmentation; the run's --seed unless given
+  label: string; // names the run in progress lines
+  checkpointDir?: string; // checkpoint after every epoch, resume from it under --resume
+  evalEveryEpoch?: boolean; // false: evaluate once, after the last epoch (short epochs of small subsets)
+  seed?: number; // initial weights, shuffles and augmentation; the run's --seed unless given
 }
 
 /**
  * Trains a fresh net on `trainSplit`, evaluating on `evalSplit`. Every call with the same seed
  * starts from the same weights, so runs that differ in one setting differ only by that setting.
  */
-export async function train(recipe: Recipe, trainSplit: CifarSplit, evalSplit: CifarSplit, ctx: RunContext, options: TrainOptions): Promise<{ model: tf.LayersModel; epochs: EpochRecord[] }> {
+export async function train(
+  recipe: Recipe,
+  trainSplit: CifarSplit,
+  evalSplit: CifarSplit,
+  ctx: RunContext,
+  options: TrainOptions,
+): Promise<{ model: tf.LayersModel; epochs: EpochRecord[] }> {
   const { label, checkpointDir, evalEveryEpoch = true, seed = ctx.seed } = options;
   seedEverything(seed);
   const model = makeCifarNet(recipe.widths);
@@ -159,7 +196,9 @@ export async function train(recipe: Recipe, trainSplit: CifarSplit, evalSplit: C
     const order = permutation(trainSplit.count, rng);
     const progress = epochProgress(`${label} epoch ${epoch}/${recipe.epochs}`, trainSplit.count, (l) => ctx.log(l));
     const started = performance.now();
-    let lossSum = 0, right = 0, lr = 0;
+    let lossSum = 0,
+      right = 0,
+      lr = 0;
     for (let s = 0; s < steps; s++) {
       await ctx.yieldOrStop();
       const idx = order.subarray(s * recipe.batchSize, Math.min((s + 1) * recipe.batchSize, trainSplit.count));
@@ -168,11 +207,15 @@ export async function train(recipe: Recipe, trainSplit: CifarSplit, evalSplit: C
       let correct: tf.Scalar | undefined;
       const loss = tf.tidy(() => {
         const { x, y } = makeBatch(trainSplit, idx, { flip: recipe.flip, translate: recipe.translate, rng });
-        const l = optimizer.minimize(() => {
-          const logits = model.apply(x, { training: true }) as tf.Tensor2D;
-          correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))) as tf.Scalar);
-          return tf.losses.softmaxCrossEntropy(y, logits, undefined, recipe.labelSmoothing) as tf.Scalar;
-        }, true, weights)!;
+        const l = optimizer.minimize(
+          () => {
+            const logits = model.apply(x, { training: true }) as tf.Tensor2D;
+            correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))) as tf.Scalar);
+            return tf.losses.softmaxCrossEntropy(y, logits, undefined, recipe.labelSmoothing) as tf.Scalar;
+          },
+          true,
+          weights,
+        )!;
         for (const w of decayed) w.assign(tf.mul(w, 1 - lr * recipe.weightDecay));
         return l;
       });
@@ -183,9 +226,21 @@ export async function train(recipe: Recipe, trainSplit: CifarSplit, evalSplit: C
       progress.tick(idx.length, value);
     }
     const measured = evalEveryEpoch || epoch === recipe.epochs ? evaluate(model, evalSplit, recipe.flipTta) : { loss: NaN, acc: NaN };
-    const record = { epoch, trainLoss: lossSum / trainSplit.count, trainAcc: right / trainSplit.count, testLoss: measured.loss, testAcc: measured.acc, seconds: (performance.now() - started) / 1000, lr };
+    const record = {
+      epoch,
+      trainLoss: lossSum / trainSplit.count,
+      trainAcc: right / trainSplit.count,
+      testLoss: measured.loss,
+      testAcc: measured.acc,
+      seconds: (performance.now() - started) / 1000,
+      lr,
+    };
     epochs.push(record);
-    progress.stop(Number.isNaN(measured.acc) ? undefined : `train loss ${record.trainLoss.toFixed(3)} acc ${(100 * record.trainAcc).toFixed(1)}% | eval loss ${measured.loss.toFixed(3)} acc ${(100 * measured.acc).toFixed(2)}%`);
+    progress.stop(
+      Number.isNaN(measured.acc)
+        ? undefined
+        : `train loss ${record.trainLoss.toFixed(3)} acc ${(100 * record.trainAcc).toFixed(1)}% | eval loss ${measured.loss.toFixed(3)} acc ${(100 * measured.acc).toFixed(2)}%`,
+    );
     if (checkpointDir) await saveCheckpoint(checkpointDir, model, optimizer, { epochs, recipe });
   }
   optimizer.dispose();

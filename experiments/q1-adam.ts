@@ -8,17 +8,17 @@ import { type TopLevelSpec, lineChart } from '../src/plot/index.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 
 interface Config {
-  start: number;        // O = (0, 1)
-  lr: number;           // η for gradient descent and α for Adam (the question uses 0.3 for both)
-  gdH: number;          // bump height of Q1.1
-  farSlope: number;     // slope past the bump; Figure 1 gives no number (reads as about −0.25)
+  start: number; // O = (0, 1)
+  lr: number; // η for gradient descent and α for Adam (the question uses 0.3 for both)
+  gdH: number; // bump height of Q1.1
+  farSlope: number; // slope past the bump; Figure 1 gives no number (reads as about −0.25)
   beta1: number;
   beta2: number;
-  q12Epsilon: number;   // Q1.2 asks for ε = 0
-  epsilon: number;      // Algorithm 1's default, for Q1.4
-  horizon: number;      // Adam steps simulated before deciding escaped / trapped
-  bisectTol: number;    // bisection stops when the bracket on h is this narrow
-  q13H: number;         // bump height for the Q1.3 moment plot (Q1.1's h)
+  q12Epsilon: number; // Q1.2 asks for ε = 0
+  epsilon: number; // Algorithm 1's default, for Q1.4
+  horizon: number; // Adam steps simulated before deciding escaped / trapped
+  bisectTol: number; // bisection stops when the bracket on h is this narrow
+  q13H: number; // bump height for the Q1.3 moment plot (Q1.1's h)
   q13Steps: number;
   q14Start: number;
   q14Steps: number;
@@ -26,15 +26,31 @@ interface Config {
 }
 
 const defaults: Config = {
-  start: 0, lr: 0.3, gdH: 0.5, farSlope: -0.25, beta1: 0.9, beta2: 0.999, q12Epsilon: 0, epsilon: 1e-8,
-  horizon: 2000, bisectTol: 1e-6, q13H: 0.5, q13Steps: 40, q14Start: 2, q14Steps: 30, farSlopeChecks: [-0.05, -0.25, -1, -3],
+  start: 0,
+  lr: 0.3,
+  gdH: 0.5,
+  farSlope: -0.25,
+  beta1: 0.9,
+  beta2: 0.999,
+  q12Epsilon: 0,
+  epsilon: 1e-8,
+  horizon: 2000,
+  bisectTol: 1e-6,
+  q13H: 0.5,
+  q13Steps: 40,
+  q14Start: 2,
+  q14Steps: 30,
+  farSlopeChecks: [-0.05, -0.25, -1, -3],
 };
 
 // ---- the loss of Figure 1 -------------------------------------------------------------------
 // Pieces: slope −1 down to the local minimum at x = 1; the bump rises (+1) on [1, 1+h) and
 // falls (−1) on [1+h, 1+2h); then slope farSlope. Gradient convention, used everywhere: the
 // one-sided slope of the piece x lies in, pieces closed on the left, so x = 1 belongs to the bump.
-export interface BumpCurve { h: number; farSlope: number }
+export interface BumpCurve {
+  h: number;
+  farSlope: number;
+}
 
 export function bumpLoss(x: number, { h, farSlope }: BumpCurve): number {
   if (x < 1) return 1 - x;
@@ -52,12 +68,27 @@ export function bumpGrad(x: number, { h, farSlope }: BumpCurve): number {
 
 // ---- optimisers -----------------------------------------------------------------------------
 
-export interface AdamRecord { t: number; g: number; m: number; v: number; mHat: number; vHat: number; x: number }
-export interface AdamOptions { lr: number; beta1: number; beta2: number; epsilon: number }
+export interface AdamRecord {
+  t: number;
+  g: number;
+  m: number;
+  v: number;
+  mHat: number;
+  vHat: number;
+  x: number;
+}
+export interface AdamOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+}
 
 /** Algorithm 1 of Kingma & Ba, exactly; one record per step with the state after it. */
 export function adam(grad: (x: number) => number, x0: number, steps: number, o: AdamOptions): AdamRecord[] {
-  let x = x0, m = 0, v = 0;
+  let x = x0,
+    m = 0,
+    v = 0;
   const trace: AdamRecord[] = [];
   for (let t = 1; t <= steps; t++) {
     const g = grad(x);
@@ -71,7 +102,11 @@ export function adam(grad: (x: number) => number, x0: number, steps: number, o: 
   return trace;
 }
 
-export interface GdResult { x: number[]; outcome: 'cycle' | 'escaped' | 'converged'; cycle: number[] }
+export interface GdResult {
+  x: number[];
+  outcome: 'cycle' | 'escaped' | 'converged';
+  cycle: number[];
+}
 
 /** Gradient descent until it escapes past the peak, stops moving, or revisits a point (a cycle). */
 export function gradientDescent(curve: BumpCurve, x0: number, lr: number, maxSteps = 10000): GdResult {
@@ -99,13 +134,15 @@ function adamEscapes(h: number, config: Config, farSlope: number, horizon = conf
 
 /** Largest h that Adam escapes, by bisection on the simulated outcome. */
 function adamMaxH(config: Config, farSlope: number): { exact: number; escapesAt: number; failsAt: number } {
-  let lo = 1e-3, hi = 10;
+  let lo = 1e-3,
+    hi = 10;
   if (!adamEscapes(lo, config, farSlope) || adamEscapes(hi, config, farSlope)) {
     throw new Error(`bisection bracket [${lo}, ${hi}] does not straddle the escape threshold`);
   }
   while (hi - lo > config.bisectTol) {
     const mid = (lo + hi) / 2;
-    if (adamEscapes(mid, config, farSlope)) lo = mid; else hi = mid;
+    if (adamEscapes(mid, config, farSlope)) lo = mid;
+    else hi = mid;
   }
   return { exact: (lo + hi) / 2, escapesAt: lo, failsAt: hi };
 }
@@ -119,10 +156,12 @@ function momentChart(title: string, trace: AdamRecord[]): TopLevelSpec {
   const rows = trace.flatMap((r) => SERIES.map((s) => ({ t: r.t, series: s, value: r[s] })));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title, data: { values: rows },
+    title,
+    data: { values: rows },
     facet: { row: { field: 'series', type: 'nominal', sort: [...SERIES], title: null } },
     spec: {
-      width: 460, height: 70,
+      width: 460,
+      height: 70,
       mark: { type: 'line', point: { size: 12 } },
       encoding: {
         x: { field: 't', type: 'quantitative', title: 't (step)' },
@@ -141,10 +180,20 @@ function curveWithIterates(title: string, curve: BumpCurve, xs: number[], xMax: 
   const iterates = xs.map((x, t) => ({ x, loss: bumpLoss(x, curve), t }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title, width: 460, height: 260,
+    title,
+    width: 460,
+    height: 260,
     layer: [
-      { data: { values: line }, mark: { type: 'line', color: '#888' }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', title: 'L(x)' } } },
-      { data: { values: iterates }, mark: { type: 'line', point: true, color: '#d62728', strokeDash: [4, 3] }, encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative' }, order: { field: 't' } } },
+      {
+        data: { values: line },
+        mark: { type: 'line', color: '#888' },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative', title: 'L(x)' } },
+      },
+      {
+        data: { values: iterates },
+        mark: { type: 'line', point: true, color: '#d62728', strokeDash: [4, 3] },
+        encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'loss', type: 'quantitative' }, order: { field: 't' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -152,37 +201,73 @@ function curveWithIterates(title: string, curve: BumpCurve, xs: number[], xMax: 
 const fmt = (v: number, d = 4) => Number(v.toFixed(d)).toString();
 
 async function run(config: Config, ctx: RunContext) {
-  if (!(config.farSlope < 0)) throw new UsageError(`--far-slope expects a negative number (the loss goes down past the bump), found ${config.farSlope}`);
+  if (!(config.farSlope < 0))
+    throw new UsageError(`--far-slope expects a negative number (the loss goes down past the bump), found ${config.farSlope}`);
   const curve = { h: config.gdH, farSlope: config.farSlope };
 
   // Q1.1 — gradient descent.
   const gd = gradientDescent(curve, config.start, config.lr);
-  ctx.log(`Q1.1 gradient descent: ${gd.outcome}${gd.cycle.length ? ` between ${gd.cycle.map((x) => fmt(x)).join(' and ')}` : ''} after ${gd.x.length - 1} steps`);
-  await ctx.writeFigure('q11-gd-trajectory', lineChart({
-    title: `Q1.1 gradient descent, η = ${config.lr}, h = ${config.gdH}: ${gd.outcome}`, x: 't', y: 'value', series: 'series', points: true,
-    rows: gd.x.flatMap((x, t) => [{ t, series: 'x', value: x }, { t, series: 'L(x)', value: bumpLoss(x, curve) }]),
-  }));
-  await ctx.writeFigure('q11-gd-curve', curveWithIterates(`Q1.1 iterates on the loss (h = ${config.gdH})`, curve, gd.x, 1 + 2 * config.gdH + 1));
+  ctx.log(
+    `Q1.1 gradient descent: ${gd.outcome}${gd.cycle.length ? ` between ${gd.cycle.map((x) => fmt(x)).join(' and ')}` : ''} after ${gd.x.length - 1} steps`,
+  );
+  await ctx.writeFigure(
+    'q11-gd-trajectory',
+    lineChart({
+      title: `Q1.1 gradient descent, η = ${config.lr}, h = ${config.gdH}: ${gd.outcome}`,
+      x: 't',
+      y: 'value',
+      series: 'series',
+      points: true,
+      rows: gd.x.flatMap((x, t) => [
+        { t, series: 'x', value: x },
+        { t, series: 'L(x)', value: bumpLoss(x, curve) },
+      ]),
+    }),
+  );
+  await ctx.writeFigure(
+    'q11-gd-curve',
+    curveWithIterates(`Q1.1 iterates on the loss (h = ${config.gdH})`, curve, gd.x, 1 + 2 * config.gdH + 1),
+  );
 
   // Q1.2 — the largest bump Adam escapes, on the chosen far slope and on others.
   const maxH = adamMaxH(config, config.farSlope);
   const rounded = Number(maxH.exact.toFixed(2));
   const bySlope = config.farSlopeChecks.map((farSlope) => ({ farSlope, exact: adamMaxH(config, farSlope).exact }));
-  const longerHorizon = { escapes: adamEscapes(maxH.escapesAt, config, config.farSlope, config.horizon * 5), fails: !adamEscapes(maxH.failsAt, config, config.farSlope, config.horizon * 5) };
-  if (!longerHorizon.escapes || !longerHorizon.fails) throw new Error(`the outcome at the threshold changes with a ${config.horizon * 5}-step horizon`);
-  ctx.log(`Q1.2 Adam escapes bumps up to h = ${maxH.exact.toFixed(6)} → ${rounded.toFixed(2)} (same on far slopes ${bySlope.map((b) => b.farSlope).join(', ')}: ${bySlope.every((b) => Math.abs(b.exact - maxH.exact) < 2 * config.bisectTol)})`);
+  const longerHorizon = {
+    escapes: adamEscapes(maxH.escapesAt, config, config.farSlope, config.horizon * 5),
+    fails: !adamEscapes(maxH.failsAt, config, config.farSlope, config.horizon * 5),
+  };
+  if (!longerHorizon.escapes || !longerHorizon.fails)
+    throw new Error(`the outcome at the threshold changes with a ${config.horizon * 5}-step horizon`);
+  ctx.log(
+    `Q1.2 Adam escapes bumps up to h = ${maxH.exact.toFixed(6)} → ${rounded.toFixed(2)} (same on far slopes ${bySlope.map((b) => b.farSlope).join(', ')}: ${bySlope.every((b) => Math.abs(b.exact - maxH.exact) < 2 * config.bisectTol)})`,
+  );
   const nearThreshold = [maxH.escapesAt - 0.01, maxH.failsAt + 0.01].map((h) => ({
-    h, trace: adam((x) => bumpGrad(x, { h, farSlope: config.farSlope }), config.start, 40, { ...config, epsilon: config.q12Epsilon }),
+    h,
+    trace: adam((x) => bumpGrad(x, { h, farSlope: config.farSlope }), config.start, 40, { ...config, epsilon: config.q12Epsilon }),
   }));
-  await ctx.writeFigure('q12-threshold', lineChart({
-    title: `Q1.2 Adam (α = ${config.lr}, ε = 0) just below and above h* = ${maxH.exact.toFixed(4)}`, x: 't', y: 'x', series: 'bump', points: true,
-    rows: nearThreshold.flatMap(({ h, trace }) => [{ t: 0, x: config.start, bump: `h = ${h.toFixed(3)}` }, ...trace.map((r) => ({ t: r.t, x: r.x, bump: `h = ${h.toFixed(3)}` }))]),
-  }));
+  await ctx.writeFigure(
+    'q12-threshold',
+    lineChart({
+      title: `Q1.2 Adam (α = ${config.lr}, ε = 0) just below and above h* = ${maxH.exact.toFixed(4)}`,
+      x: 't',
+      y: 'x',
+      series: 'bump',
+      points: true,
+      rows: nearThreshold.flatMap(({ h, trace }) => [
+        { t: 0, x: config.start, bump: `h = ${h.toFixed(3)}` },
+        ...trace.map((r) => ({ t: r.t, x: r.x, bump: `h = ${h.toFixed(3)}` })),
+      ]),
+    }),
+  );
 
   // Q1.3 — Adam's moments on the bump.
   const q13Curve = { h: config.q13H, farSlope: config.farSlope };
   const q13 = adam((x) => bumpGrad(x, q13Curve), config.start, config.q13Steps, { ...config, epsilon: config.q12Epsilon });
-  await ctx.writeFigure('q13-moments', momentChart(`Q1.3 Adam on the bump, h = ${config.q13H}, α = ${config.lr}, ε = 0, ${config.q13Steps} steps`, q13));
+  await ctx.writeFigure(
+    'q13-moments',
+    momentChart(`Q1.3 Adam on the bump, h = ${config.q13H}, α = ${config.lr}, ε = 0, ${config.q13Steps} steps`, q13),
+  );
 
   // Q1.4 — Adam from x = 2 on ReLU, sigmoid and |x|; subgradient 0 at exactly 0, as in PyTorch.
   const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -191,45 +276,94 @@ async function run(config: Config, ctx: RunContext) {
     sigmoid: (x: number) => sigmoid(x) * (1 - sigmoid(x)),
     abs: (x: number) => Math.sign(x),
   };
-  const q14 = Object.fromEntries(Object.entries(functions).map(([name, grad]) =>
-    [name, adam(grad, config.q14Start, config.q14Steps, config)])) as Record<keyof typeof functions, AdamRecord[]>;
+  const q14 = Object.fromEntries(
+    Object.entries(functions).map(([name, grad]) => [name, adam(grad, config.q14Start, config.q14Steps, config)]),
+  ) as Record<keyof typeof functions, AdamRecord[]>;
   for (const [name, trace] of Object.entries(q14)) {
-    await ctx.writeFigure(`q14-${name}`, momentChart(`Q1.4 Adam on ${name === 'abs' ? '|x|' : `${name}(x)`} from x = ${config.q14Start}, α = ${config.lr}, ${config.q14Steps} steps`, trace));
+    await ctx.writeFigure(
+      `q14-${name}`,
+      momentChart(
+        `Q1.4 Adam on ${name === 'abs' ? '|x|' : `${name}(x)`} from x = ${config.q14Start}, α = ${config.lr}, ${config.q14Steps} steps`,
+        trace,
+      ),
+    );
   }
 
   ctx.writeText('observations.md', observations(config, gd, maxH, rounded, bySlope, q13, q14));
   return {
     gd: { h: config.gdH, lr: config.lr, x: gd.x, outcome: gd.outcome, cycle: gd.cycle },
-    adamMaxH: { rounded, exact: maxH.exact, escapesAt: maxH.escapesAt, failsAt: maxH.failsAt, farSlope: config.farSlope, byFarSlope: bySlope, horizon: config.horizon },
+    adamMaxH: {
+      rounded,
+      exact: maxH.exact,
+      escapesAt: maxH.escapesAt,
+      failsAt: maxH.failsAt,
+      farSlope: config.farSlope,
+      byFarSlope: bySlope,
+      horizon: config.horizon,
+    },
     q13: { h: config.q13H, trace: q13 },
     q14,
   };
 }
 
-function observations(config: Config, gd: GdResult, maxH: { exact: number }, rounded: number,
-  bySlope: { farSlope: number; exact: number }[], q13: AdamRecord[], q14: Record<'relu' | 'sigmoid' | 'abs', AdamRecord[]>): string {
+function observations(
+  config: Config,
+  gd: GdResult,
+  maxH: { exact: number },
+  rounded: number,
+  bySlope: { farSlope: number; exact: number }[],
+  q13: AdamRecord[],
+  q14: Record<'relu' | 'sigmoid' | 'abs', AdamRecord[]>,
+): string {
   const lines: string[] = ['# Question 1: observations', '', '*Written by `a2 run q1-adam` from the numbers it measured.*', ''];
   lines.push('## Q1.1 gradient descent', '');
-  lines.push(`From O (x = ${config.start}) with η = ${config.lr} on h = ${config.gdH}, gradient descent ${gd.outcome === 'cycle'
-    ? `falls into a cycle between x = ${gd.cycle.map((x) => fmt(x)).join(' and x = ')}: each step moves exactly η·|slope| = ${config.lr}, and a step that lands on the bump's rising side (slope +1) is pushed straight back. It never gets past the peak at x = ${1 + config.gdH} and does not settle at the minimum x = 1 either, because a fixed step of ${config.lr} cannot land on it.`
-    : gd.outcome === 'escaped' ? `escapes past the peak after ${gd.x.length - 1} steps.` : `converges at x = ${fmt(gd.x[gd.x.length - 1])}.`}`, '');
+  lines.push(
+    `From O (x = ${config.start}) with η = ${config.lr} on h = ${config.gdH}, gradient descent ${
+      gd.outcome === 'cycle'
+        ? `falls into a cycle between x = ${gd.cycle.map((x) => fmt(x)).join(' and x = ')}: each step moves exactly η·|slope| = ${config.lr}, and a step that lands on the bump's rising side (slope +1) is pushed straight back. It never gets past the peak at x = ${1 + config.gdH} and does not settle at the minimum x = 1 either, because a fixed step of ${config.lr} cannot land on it.`
+        : gd.outcome === 'escaped'
+          ? `escapes past the peak after ${gd.x.length - 1} steps.`
+          : `converges at x = ${fmt(gd.x[gd.x.length - 1])}.`
+    }`,
+    '',
+  );
   lines.push('## Q1.2 Adam', '');
   const firstBack = q13.findIndex((r) => r.g > 0);
-  lines.push(`Adam (α = ${config.lr}, β1 = ${config.beta1}, β2 = ${config.beta2}, ε = 0) escapes the local minimum for every bump up to **h = ${rounded.toFixed(2)}** (bisection on the simulated outcome: h* = ${maxH.exact.toFixed(6)}).`);
-  lines.push(`On the constant slope down to the minimum, m̂/√v̂ is exactly −1, so every step is α = ${config.lr}. On the bump the gradient flips to +1, but m still carries the downhill history: m̂ shrinks step by step and only changes sign after several steps, so Adam keeps moving right a bounded distance with shrinking steps. If the peak is within that distance it is crossed; after that every gradient is negative again.`);
-  lines.push(`The answer does not depend on the slope past the bump: with far slopes ${bySlope.map((b) => b.farSlope).join(', ')} the thresholds are ${bySlope.map((b) => b.exact.toFixed(6)).join(', ')}, because the outcome is decided before the iterate reaches that part of the curve.`, '');
+  lines.push(
+    `Adam (α = ${config.lr}, β1 = ${config.beta1}, β2 = ${config.beta2}, ε = 0) escapes the local minimum for every bump up to **h = ${rounded.toFixed(2)}** (bisection on the simulated outcome: h* = ${maxH.exact.toFixed(6)}).`,
+  );
+  lines.push(
+    `On the constant slope down to the minimum, m̂/√v̂ is exactly −1, so every step is α = ${config.lr}. On the bump the gradient flips to +1, but m still carries the downhill history: m̂ shrinks step by step and only changes sign after several steps, so Adam keeps moving right a bounded distance with shrinking steps. If the peak is within that distance it is crossed; after that every gradient is negative again.`,
+  );
+  lines.push(
+    `The answer does not depend on the slope past the bump: with far slopes ${bySlope.map((b) => b.farSlope).join(', ')} the thresholds are ${bySlope.map((b) => b.exact.toFixed(6)).join(', ')}, because the outcome is decided before the iterate reaches that part of the curve.`,
+    '',
+  );
   lines.push('## Q1.3 the moments on the bump', '');
-  lines.push(`With h = ${config.q13H}: g is −1 for the first ${firstBack < 0 ? q13.length : firstBack} steps, while m̂ = −1 and v̂ = 1 exactly (bias correction removes the warm-up of m and v). On the bump g jumps to +1; m and m̂ move towards +1 at the rate (1 − β1) = ${fmt(1 - config.beta1, 2)} per step, while v̂ stays 1 because g² = 1 throughout. The furthest x reaches is ${fmt(Math.max(...q13.map((r) => r.x)))} (the peak is at ${1 + config.q13H}), so with h = ${config.q13H} > h* Adam is turned back and then oscillates around the minimum x = 1 with shrinking swings, ending at x = ${fmt(q13[q13.length - 1].x)} after ${q13.length} steps.`, '');
+  lines.push(
+    `With h = ${config.q13H}: g is −1 for the first ${firstBack < 0 ? q13.length : firstBack} steps, while m̂ = −1 and v̂ = 1 exactly (bias correction removes the warm-up of m and v). On the bump g jumps to +1; m and m̂ move towards +1 at the rate (1 − β1) = ${fmt(1 - config.beta1, 2)} per step, while v̂ stays 1 because g² = 1 throughout. The furthest x reaches is ${fmt(Math.max(...q13.map((r) => r.x)))} (the peak is at ${1 + config.q13H}), so with h = ${config.q13H} > h* Adam is turned back and then oscillates around the minimum x = 1 with shrinking swings, ending at x = ${fmt(q13[q13.length - 1].x)} after ${q13.length} steps.`,
+    '',
+  );
   lines.push('## Q1.4 ReLU, sigmoid and |x| from x = 2', '');
-  const relu = q14.relu, abs = q14.abs, sig = q14.sigmoid;
+  const relu = q14.relu,
+    abs = q14.abs,
+    sig = q14.sigmoid;
   const reluZero = relu.findIndex((r) => r.g === 0);
-  lines.push(`- **ReLU**: the gradient is 1 while x > 0, so x falls by α = ${config.lr} per step; it crosses 0 after ${reluZero} steps. From then g = 0: m decays by β1 and v by β2 per step, so m̂/√v̂ shrinks and x keeps drifting left with ever smaller steps (x = ${fmt(relu[relu.length - 1].x)} at t = ${relu.length}, m̂ = ${relu[relu.length - 1].mHat.toExponential(2)}). Adam has no reason to stop at the kink: the loss is flat there, and the momentum carries it on.`);
+  lines.push(
+    `- **ReLU**: the gradient is 1 while x > 0, so x falls by α = ${config.lr} per step; it crosses 0 after ${reluZero} steps. From then g = 0: m decays by β1 and v by β2 per step, so m̂/√v̂ shrinks and x keeps drifting left with ever smaller steps (x = ${fmt(relu[relu.length - 1].x)} at t = ${relu.length}, m̂ = ${relu[relu.length - 1].mHat.toExponential(2)}). Adam has no reason to stop at the kink: the loss is flat there, and the momentum carries it on.`,
+  );
   const ratio = sig.map((r) => r.mHat / Math.sqrt(r.vHat));
   const nearOne = ratio.findIndex((q) => Math.abs(q - 1) > 0.05);
-  lines.push(`- **Sigmoid**: the gradient σ(x)(1 − σ(x)) is small (${fmt(sig[0].g)} at x = 2) but Adam divides it by √v̂, so m̂/√v̂ stays within 5% of 1 for the first ${nearOne < 0 ? sig.length : nearOne} steps and x moves by about α per step, straight through x = 0 where the gradient peaks at 0.25. Past 0 the gradient shrinks faster than v̂ forgets the larger gradients it has seen, so m̂/√v̂ falls to ${fmt(ratio[ratio.length - 1], 3)} at t = ${sig.length} and the steps shrink; x ends at ${fmt(sig[sig.length - 1].x)}, still moving down the flat tail.`);
+  lines.push(
+    `- **Sigmoid**: the gradient σ(x)(1 − σ(x)) is small (${fmt(sig[0].g)} at x = 2) but Adam divides it by √v̂, so m̂/√v̂ stays within 5% of 1 for the first ${nearOne < 0 ? sig.length : nearOne} steps and x moves by about α per step, straight through x = 0 where the gradient peaks at 0.25. Past 0 the gradient shrinks faster than v̂ forgets the larger gradients it has seen, so m̂/√v̂ falls to ${fmt(ratio[ratio.length - 1], 3)} at t = ${sig.length} and the steps shrink; x ends at ${fmt(sig[sig.length - 1].x)}, still moving down the flat tail.`,
+  );
   const absSignChanges = abs.slice(1).filter((r, i) => r.g !== abs[i].g).length;
-  const swings = abs.filter((r, i) => i > 0 && i < abs.length - 1 && Math.abs(r.x) >= Math.abs(abs[i - 1].x) && Math.abs(r.x) >= Math.abs(abs[i + 1].x)).map((r) => fmt(r.x, 3));
-  lines.push(`- **|x|**: g = +1 until x crosses 0, then flips; it changes sign ${absSignChanges} times in ${abs.length} steps. m lags the sign flips, so x overshoots 0 and swings around it, with turning points at x = ${swings.join(', ')}: the amplitude shrinks as m averages the alternating gradient, while v̂ stays 1 since g² = 1 (final x = ${fmt(abs[abs.length - 1].x)}).`);
+  const swings = abs
+    .filter((r, i) => i > 0 && i < abs.length - 1 && Math.abs(r.x) >= Math.abs(abs[i - 1].x) && Math.abs(r.x) >= Math.abs(abs[i + 1].x))
+    .map((r) => fmt(r.x, 3));
+  lines.push(
+    `- **|x|**: g = +1 until x crosses 0, then flips; it changes sign ${absSignChanges} times in ${abs.length} steps. m lags the sign flips, so x overshoots 0 and swings around it, with turning points at x = ${swings.join(', ')}: the amplitude shrinks as m averages the alternating gradient, while v̂ stays 1 since g² = 1 (final x = ${fmt(abs[abs.length - 1].x)}).`,
+  );
   return `${lines.join('\n')}\n`;
 }
 

@@ -22,7 +22,7 @@ const defaults: AutoencoderConfig = {
   batchSize: 64,
   lr: 1e-3,
   trainImages: 0, // all 60,000
-  testImages: 0,  // all 10,000
+  testImages: 0, // all 10,000
   restarts: 3,
 };
 
@@ -39,22 +39,28 @@ export function makeConvAutoencoder(lambda: number): Autoencoder {
   const up = (filters: number) =>
     tf.layers.conv2dTranspose({ filters, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', ...torchInit(filters * 9) });
   const dense = (fanIn: number, units: number) => tf.layers.dense({ units, activation: 'relu', inputShape: [fanIn], ...torchInit(fanIn) });
-  const encoder = tf.sequential({ name: `conv_encoder_${lambda}`, layers: [
-    conv(1, 16, { inputShape: [28, 28, 1] }), // 16×28×28
-    tf.layers.maxPooling2d({ poolSize: 2 }),  // 16×14×14
-    conv(16, 8),                              // 8×14×14
-    tf.layers.maxPooling2d({ poolSize: 2 }),  // 8×7×7
-    tf.layers.flatten(),                      // 392
-    dense(392, lambda),                       // λ
-  ] });
-  const decoder = tf.sequential({ name: `conv_decoder_${lambda}`, layers: [
-    dense(lambda, 392),                            // 392
-    tf.layers.reshape({ targetShape: [7, 7, 8] }), // 8×7×7
-    up(8),                                         // 8×14×14
-    conv(8, 16),                                   // 16×14×14
-    up(16),                                        // 16×28×28
-    conv(16, 1, { activation: 'linear' }),         // 1×28×28, linear (see the header)
-  ] });
+  const encoder = tf.sequential({
+    name: `conv_encoder_${lambda}`,
+    layers: [
+      conv(1, 16, { inputShape: [28, 28, 1] }), // 16×28×28
+      tf.layers.maxPooling2d({ poolSize: 2 }), // 16×14×14
+      conv(16, 8), // 8×14×14
+      tf.layers.maxPooling2d({ poolSize: 2 }), // 8×7×7
+      tf.layers.flatten(), // 392
+      dense(392, lambda), // λ
+    ],
+  });
+  const decoder = tf.sequential({
+    name: `conv_decoder_${lambda}`,
+    layers: [
+      dense(lambda, 392), // 392
+      tf.layers.reshape({ targetShape: [7, 7, 8] }), // 8×7×7
+      up(8), // 8×14×14
+      conv(8, 16), // 16×14×14
+      up(16), // 16×28×28
+      conv(16, 1, { activation: 'linear' }), // 1×28×28, linear (see the header)
+    ],
+  });
   return { encoder, decoder };
 }
 

@@ -13,18 +13,20 @@ const defaults: AutoencoderConfig = {
   batchSize: 256,
   lr: 1e-3,
   trainImages: 0, // all 60,000
-  testImages: 0,  // all 10,000
+  testImages: 0, // all 10,000
   restarts: 3,
 };
 
 export function makeFcAutoencoder(lambda: number): Autoencoder {
   const dense = (fanIn: number, units: number) => tf.layers.dense({ units, activation: 'relu', inputShape: [fanIn], ...torchInit(fanIn) });
-  const encoder = tf.sequential({ name: `fc_encoder_${lambda}`, layers: [
-    tf.layers.flatten({ inputShape: [28, 28, 1] }), dense(784, 196), dense(196, 49), dense(49, lambda),
-  ] });
-  const decoder = tf.sequential({ name: `fc_decoder_${lambda}`, layers: [
-    dense(lambda, 49), dense(49, 196), dense(196, 784), tf.layers.reshape({ targetShape: [28, 28, 1] }),
-  ] });
+  const encoder = tf.sequential({
+    name: `fc_encoder_${lambda}`,
+    layers: [tf.layers.flatten({ inputShape: [28, 28, 1] }), dense(784, 196), dense(196, 49), dense(49, lambda)],
+  });
+  const decoder = tf.sequential({
+    name: `fc_decoder_${lambda}`,
+    layers: [dense(lambda, 49), dense(49, 196), dense(196, 784), tf.layers.reshape({ targetShape: [28, 28, 1] })],
+  });
   return { encoder, decoder };
 }
 

@@ -12,8 +12,8 @@ import { type Experiment, type RunContext, loadModel, resolveConfig } from '../s
 import { tf } from '../src/tensor/index.js';
 
 interface Config {
-  batch: number;         // images encoded at once
-  trainImages: number;   // training images averaged into μ (0 = all 60,000, as the question asks)
+  batch: number; // images encoded at once
+  trainImages: number; // training images averaged into μ (0 = all 60,000, as the question asks)
   scatterImages: number; // test images in the 2-D latent map (0 = all)
 }
 
@@ -24,7 +24,9 @@ function encodeAll(encoder: tf.LayersModel, data: MnistSplit, batch: number): Fl
   const latents: Float32Array[] = [];
   for (let start = 0; start < data.count; start += batch) {
     const n = Math.min(batch, data.count - start);
-    const z = tf.tidy(() => encoder.predict(tf.tensor4d(data.images.subarray(start * 784, (start + n) * 784), [n, 28, 28, 1])) as tf.Tensor2D);
+    const z = tf.tidy(
+      () => encoder.predict(tf.tensor4d(data.images.subarray(start * 784, (start + n) * 784), [n, 28, 28, 1])) as tf.Tensor2D,
+    );
     const values = z.dataSync() as Float32Array;
     const width = z.shape[1];
     z.dispose();
@@ -35,7 +37,10 @@ function encodeAll(encoder: tf.LayersModel, data: MnistSplit, batch: number): Fl
 
 function mean(vectors: Float32Array[]): number[] {
   const sum = new Float64Array(vectors[0].length);
-  for (const v of vectors) v.forEach((x, i) => { sum[i] += x; });
+  for (const v of vectors)
+    v.forEach((x, i) => {
+      sum[i] += x;
+    });
   return Array.from(sum, (s) => s / vectors.length);
 }
 
@@ -50,21 +55,36 @@ function decode(decoder: tf.LayersModel, latents: number[][]): Float32Array[] {
 async function ensureConvModels(ctx: RunContext): Promise<{ dir: string; lambdas: number[] }> {
   const wanted = resolveConfig(convAutoencoder, ctx.options.profile, ctx.options.overrides);
   const encoder = (dir: string, l: number) => path.join(dir, 'models', `lambda-${l}`, 'encoder', 'model.json');
-  const { dir } = await ctx.outputsBuiltOn(convAutoencoder, (run) => JSON.stringify(run.config) === JSON.stringify(wanted) && run.seed === ctx.seed
-    && wanted.lambdas.every((l) => existsSync(encoder(ctx.outputsOf(convAutoencoder.name), l))));
+  const { dir } = await ctx.outputsBuiltOn(
+    convAutoencoder,
+    (run) =>
+      JSON.stringify(run.config) === JSON.stringify(wanted) &&
+      run.seed === ctx.seed &&
+      wanted.lambdas.every((l) => existsSync(encoder(ctx.outputsOf(convAutoencoder.name), l))),
+  );
   return { dir, lambdas: wanted.lambdas };
 }
 
-interface LambdaResult { mu: number[]; classMeans: number[][]; deadUnits: number; muVsPixelMeanL1: number; nearestClassMeanAccuracy: number }
+interface LambdaResult {
+  mu: number[];
+  classMeans: number[][];
+  deadUnits: number;
+  muVsPixelMeanL1: number;
+  nearestClassMeanAccuracy: number;
+}
 
 /** How well the latent space separates digits: test images labelled by the nearest training class mean. */
 function nearestMeanAccuracy(latents: Float32Array[], labels: Uint8Array, classMeans: number[][]): number {
   let right = 0;
   latents.forEach((z, i) => {
-    let best = -1, bestDistance = Infinity;
+    let best = -1,
+      bestDistance = Infinity;
     classMeans.forEach((m, d) => {
       const distance = m.reduce((s, v, k) => s + (v - z[k]) ** 2, 0);
-      if (distance < bestDistance) { bestDistance = distance; best = d; }
+      if (distance < bestDistance) {
+        bestDistance = distance;
+        best = d;
+      }
     });
     if (best === labels[i]) right++;
   });
@@ -76,7 +96,8 @@ function latentScatter(latents: Float32Array[], labels: Uint8Array, limit: numbe
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `Q3: λ = 2 latents of ${n} test images, coloured by digit`,
-    width: 460, height: 400,
+    width: 460,
+    height: 400,
     data: { values: Array.from({ length: n }, (_, i) => ({ z1: latents[i][0], z2: latents[i][1], digit: String(labels[i]) })) },
     mark: { type: 'circle', size: 8, opacity: 0.5 },
     encoding: {
@@ -104,34 +125,59 @@ async function run(config: Config, ctx: RunContext) {
     const [muImage, ...classImages] = decode(decoder, [mu, ...classMeans]);
     const testZ = encodeAll(encoder, test, config.batch);
     results[lambda] = {
-      mu, classMeans, deadUnits: mu.filter((m) => m === 0).length,
+      mu,
+      classMeans,
+      deadUnits: mu.filter((m) => m === 0).length,
       muVsPixelMeanL1: muImage.reduce((s, v, i) => s + Math.abs(v - pixelMean[i]), 0) / 784,
       nearestClassMeanAccuracy: nearestMeanAccuracy(testZ, test.labels, classMeans),
     };
     decodedMu.push({ title: `decoder(μ), λ = ${lambda}`, image: imageOf(muImage) });
     classRows.push(classImages.map((img, d) => ({ title: `${d}`, image: imageOf(img) })));
-    ctx.log(`λ = ${lambda}: μ over ${z.length} images = [${mu.slice(0, 4).map((m) => m.toFixed(3)).join(', ')}${mu.length > 4 ? ', …' : ''}]`);
+    ctx.log(
+      `λ = ${lambda}: μ over ${z.length} images = [${mu
+        .slice(0, 4)
+        .map((m) => m.toFixed(3))
+        .join(', ')}${mu.length > 4 ? ', …' : ''}]`,
+    );
     if (lambda === 2) await ctx.writeFigure('latent-2d', latentScatter(testZ, test.labels, config.scatterImages));
     encoder.dispose();
     decoder.dispose();
   }
-  ctx.writeBytes('mean-latent.png', await panelGrid([decodedMu], { title: `Q3: the mean latent μ of ${train.count} training images, decoded`, cell: 200 }));
-  ctx.writeBytes('class-means.png', await panelGrid(classRows, { title: 'Per-class mean latents, decoded', cell: 72, rowLabels: lambdas.map((l) => `λ = ${l}`) }));
+  ctx.writeBytes(
+    'mean-latent.png',
+    await panelGrid([decodedMu], { title: `Q3: the mean latent μ of ${train.count} training images, decoded`, cell: 200 }),
+  );
+  ctx.writeBytes(
+    'class-means.png',
+    await panelGrid(classRows, { title: 'Per-class mean latents, decoded', cell: 72, rowLabels: lambdas.map((l) => `λ = ${l}`) }),
+  );
   ctx.writeText('observations.md', observations(results, lambdas, train.count));
   return { images: train.count, lambdas: results };
 }
 
 function observations(results: Record<string, LambdaResult>, lambdas: number[], images: number): string {
-  const lines = ['# Question 3: observations', '', `*Written from the measured numbers: μ is the mean latent of ${images} training images under the q2-conv-ae encoders.*`, ''];
+  const lines = [
+    '# Question 3: observations',
+    '',
+    `*Written from the measured numbers: μ is the mean latent of ${images} training images under the q2-conv-ae encoders.*`,
+    '',
+  ];
   for (const l of lambdas) {
     const r = results[l];
-    lines.push(`- λ = ${l}: μ has ${r.mu.length - r.deadUnits} non-zero of ${r.mu.length} components (largest ${Math.max(...r.mu).toFixed(3)}); decoder(μ) differs from the pixel-mean image of the data by a mean |Δ| of ${r.muVsPixelMeanL1.toFixed(4)} per pixel; labelling test images by the nearest class-mean latent is right ${(100 * r.nearestClassMeanAccuracy).toFixed(1)}% of the time.`);
+    lines.push(
+      `- λ = ${l}: μ has ${r.mu.length - r.deadUnits} non-zero of ${r.mu.length} components (largest ${Math.max(...r.mu).toFixed(3)}); decoder(μ) differs from the pixel-mean image of the data by a mean |Δ| of ${r.muVsPixelMeanL1.toFixed(4)} per pixel; labelling test images by the nearest class-mean latent is right ${(100 * r.nearestClassMeanAccuracy).toFixed(1)}% of the time.`,
+    );
   }
   const [small, large] = [results[Math.min(...lambdas)], results[Math.max(...lambdas)]];
-  lines.push('', 'Decoding μ gives one image, the same for every instance: what the weights and biases hold in common across the data set (mean-latent.png). ' +
-    'It is not the pixel average of the data (the differences above): the decoder is non-linear, so decoder(mean z) is not mean(decoder(z)).');
+  lines.push(
+    '',
+    'Decoding μ gives one image, the same for every instance: what the weights and biases hold in common across the data set (mean-latent.png). ' +
+      'It is not the pixel average of the data (the differences above): the decoder is non-linear, so decoder(mean z) is not mean(decoder(z)).',
+  );
   if (small && large && small !== large) {
-    lines.push(`The per-class mean latents (class-means.png) separate the digits ${large.nearestClassMeanAccuracy > small.nearestClassMeanAccuracy ? 'better' : 'no better'} at λ = ${Math.max(...lambdas)} than at λ = ${Math.min(...lambdas)} (nearest-class-mean accuracy ${(100 * large.nearestClassMeanAccuracy).toFixed(1)}% vs ${(100 * small.nearestClassMeanAccuracy).toFixed(1)}%); latent-2d.png shows how the λ = 2 codes of the ten digits overlap.`);
+    lines.push(
+      `The per-class mean latents (class-means.png) separate the digits ${large.nearestClassMeanAccuracy > small.nearestClassMeanAccuracy ? 'better' : 'no better'} at λ = ${Math.max(...lambdas)} than at λ = ${Math.min(...lambdas)} (nearest-class-mean accuracy ${(100 * large.nearestClassMeanAccuracy).toFixed(1)}% vs ${(100 * small.nearestClassMeanAccuracy).toFixed(1)}%); latent-2d.png shows how the λ = 2 codes of the ten digits overlap.`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -143,6 +189,8 @@ export const experiment: Experiment<Config> = {
   needs: ['q2-conv-ae'],
   profiles: { quick: { trainImages: 20000 }, smoke: { trainImages: 2000, scatterImages: 1000 } },
   run,
-  headline: (m) => Object.entries((m as { lambdas: Record<string, { nearestClassMeanAccuracy: number }> }).lambdas)
-    .map(([l, r]) => `λ=${l}: class means separate ${(100 * r.nearestClassMeanAccuracy).toFixed(0)}%`).join(', '),
+  headline: (m) =>
+    Object.entries((m as { lambdas: Record<string, { nearestClassMeanAccuracy: number }> }).lambdas)
+      .map(([l, r]) => `λ=${l}: class means separate ${(100 * r.nearestClassMeanAccuracy).toFixed(0)}%`)
+      .join(', '),
 };

@@ -12,11 +12,11 @@ import type { Experiment, RunContext } from '../src/run/index.js';
 import { makeRng, tf } from '../src/tensor/index.js';
 
 interface Config {
-  input: string;        // '' = the assignment's pixel_input.pt from the data folder
-  filter: string;       // '' = the assignment's filter.pt
+  input: string; // '' = the assignment's pixel_input.pt from the data folder
+  filter: string; // '' = the assignment's filter.pt
   linearWeight: string; // '' = seeded PyTorch-style init, out × in
   linearBias: string;
-  linearOut: number;    // out_features when the Linear layer is generated
+  linearOut: number; // out_features when the Linear layer is generated
   bnEps: number;
   bnMomentum: number;
 }
@@ -67,7 +67,8 @@ function myBatchNorm1d(x: Float32Array, eps: number, momentum: number) {
   const n = x.length;
   const mean = x.reduce((a, b) => a + b, 0) / n;
   const sq = x.reduce((a, b) => a + (b - mean) ** 2, 0);
-  const biasedVar = sq / n, unbiasedVar = sq / (n - 1);
+  const biasedVar = sq / n,
+    unbiasedVar = sq / (n - 1);
   const output = f32(Array.from(x, (v) => (v - mean) / Math.sqrt(biasedVar + eps))); // gamma 1, beta 0 at init
   const runningMean = (1 - momentum) * 0 + momentum * mean;
   const runningVar = (1 - momentum) * 1 + momentum * unbiasedVar;
@@ -107,7 +108,9 @@ function tfjsOps(x: Float32Array, w: Float32Array, weight: PtTensor, bias: PtTen
       runningMean,
       runningVar,
       evalOutput: tf.batchNorm(sample, runningMean, runningVar, undefined, undefined, eps),
-      linear: tf.matMul(tf.tensor2d(x, [1, L]), tf.tensor2d(weight.data, weight.shape as [number, number]), false, true).add(tf.tensor1d(bias.data)),
+      linear: tf
+        .matMul(tf.tensor2d(x, [1, L]), tf.tensor2d(weight.data, weight.shape as [number, number]), false, true)
+        .add(tf.tensor1d(bias.data)),
     };
     return Object.fromEntries(Object.entries(all).map(([k, t]) => [k, f32(t.dataSync())])) as Record<keyof typeof all, Float32Array>;
   });
@@ -150,16 +153,20 @@ async function run(config: Config, ctx: RunContext) {
   if (input.shape.length !== 3 || input.shape[0] !== 1 || input.shape[1] !== 1 || input.shape[2] < 3) {
     throw new InputError(inputFile ?? 'pixel_input.pt', 'a (1, 1, L) tensor with L ≥ 3', `shape (${input.shape.join(', ')})`);
   }
-  if (filter.data.length !== 3) throw new InputError(filterFile ?? 'filter.pt', 'a filter of 3 values, e.g. (3, 1, 1)', `shape (${filter.shape.join(', ')})`);
-  const x = input.data, w = filter.data;
+  if (filter.data.length !== 3)
+    throw new InputError(filterFile ?? 'filter.pt', 'a filter of 3 values, e.g. (3, 1, 1)', `shape (${filter.shape.join(', ')})`);
+  const x = input.data,
+    w = filter.data;
   const L = x.length;
 
   let weight: PtTensor, bias: PtTensor;
   if (config.linearWeight) {
     weight = readPt(config.linearWeight);
-    if (weight.shape.length !== 2 || weight.shape[1] !== L) throw new InputError(config.linearWeight, `a (out, ${L}) weight`, `shape (${weight.shape.join(', ')})`);
+    if (weight.shape.length !== 2 || weight.shape[1] !== L)
+      throw new InputError(config.linearWeight, `a (out, ${L}) weight`, `shape (${weight.shape.join(', ')})`);
     bias = config.linearBias ? readPt(config.linearBias) : { shape: [weight.shape[0]], data: new Float32Array(weight.shape[0]) };
-    if (bias.data.length !== weight.shape[0]) throw new InputError(config.linearBias, `${weight.shape[0]} bias values`, `${bias.data.length}`);
+    if (bias.data.length !== weight.shape[0])
+      throw new InputError(config.linearBias, `${weight.shape[0]} bias values`, `${bias.data.length}`);
   } else {
     ({ weight, bias } = seededLinear(L, config.linearOut, ctx.seed));
   }
@@ -167,11 +174,20 @@ async function run(config: Config, ctx: RunContext) {
   const t = tfjsOps(x, w, weight, bias, config.bnEps, config.bnMomentum);
   const bn = myBatchNorm1d(x, config.bnEps, config.bnMomentum);
   const mine = {
-    maxpool1d: myMaxPool1d(x), avgpool1d: myAvgPool1d(x), conv1d: myConv1d(x, w), sigmoid: mySigmoid(x),
-    batchnorm1d: bn.output, linear: myLinear(x, weight, bias),
+    maxpool1d: myMaxPool1d(x),
+    avgpool1d: myAvgPool1d(x),
+    conv1d: myConv1d(x, w),
+    sigmoid: mySigmoid(x),
+    batchnorm1d: bn.output,
+    linear: myLinear(x, weight, bias),
   };
   const shapes: Record<keyof typeof mine, number[]> = {
-    maxpool1d: [1, 1, L - 1], avgpool1d: [1, 1, L - 1], conv1d: [1, 1, L - 2], sigmoid: [1, 1, L], batchnorm1d: [1, 1, L], linear: [1, 1, weight.shape[0]],
+    maxpool1d: [1, 1, L - 1],
+    avgpool1d: [1, 1, L - 1],
+    conv1d: [1, 1, L - 2],
+    sigmoid: [1, 1, L],
+    batchnorm1d: [1, 1, L],
+    linear: [1, 1, weight.shape[0]],
   };
   // The other reading of "3×1 filters": three 1-wide filters → (1, 3, L) outputs.
   const threeFilters = f32(Array.from({ length: 3 * L }, (_, i) => x[i % L] * w[Math.floor(i / L)]));
@@ -186,18 +202,36 @@ async function run(config: Config, ctx: RunContext) {
     ctx.log(`${op.padEnd(12)} shape (${shapes[op].join(', ')}) max |tfjs − mine| = ${diff.toExponential(2)}`);
   }
   Object.assign(ops.batchnorm1d, {
-    runningMean: Array.from(bn.runningMean), runningVar: Array.from(bn.runningVar), evalOutput: Array.from(bn.evalOutput),
-    tfjsRunningMean: Array.from(t.runningMean), tfjsRunningVar: Array.from(t.runningVar), tfjsEvalOutput: Array.from(t.evalOutput),
+    runningMean: Array.from(bn.runningMean),
+    runningVar: Array.from(bn.runningVar),
+    evalOutput: Array.from(bn.evalOutput),
+    tfjsRunningMean: Array.from(t.runningMean),
+    tfjsRunningVar: Array.from(t.runningVar),
+    tfjsEvalOutput: Array.from(t.evalOutput),
     evalMaxAbsDiff: maxAbsDiff(t.evalOutput, bn.evalOutput),
   });
-  Object.assign(ops.conv1d, { filterReading: 'filter.pt (3,1,1) read as one length-3 kernel (out 1, in 1, width 3)', threeFiltersReading: { shape: [1, 3, L], mine: Array.from(threeFilters) } });
-  for (const [name, tensor] of [['linear_weight', weight], ['linear_bias', bias], ['pixel_input', input], ['filter', filter]] as const) {
+  Object.assign(ops.conv1d, {
+    filterReading: 'filter.pt (3,1,1) read as one length-3 kernel (out 1, in 1, width 3)',
+    threeFiltersReading: { shape: [1, 3, L], mine: Array.from(threeFilters) },
+  });
+  for (const [name, tensor] of [
+    ['linear_weight', weight],
+    ['linear_bias', bias],
+    ['pixel_input', input],
+    ['filter', filter],
+  ] as const) {
     savePt(name, tensor);
   }
   const worst = Math.max(...Object.values(ops).map((o) => (o as { maxAbsDiff: number }).maxAbsDiff));
   return {
-    inputs: { input: inputFile ?? 'generated', filter: filterFile ?? 'generated', linear: config.linearWeight || `seeded U(±1/√${L}), ${weight.shape[0]}×${L}` },
-    notes, ops, worstMaxAbsDiff: worst,
+    inputs: {
+      input: inputFile ?? 'generated',
+      filter: filterFile ?? 'generated',
+      linear: config.linearWeight || `seeded U(±1/√${L}), ${weight.shape[0]}×${L}`,
+    },
+    notes,
+    ops,
+    worstMaxAbsDiff: worst,
   };
 }
 

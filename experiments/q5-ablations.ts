@@ -11,16 +11,23 @@ import { type Experiment, type RunContext, finishedParts } from '../src/run/inde
 import { type EpochRecord, RECIPE, type Recipe, evaluate, firstN, pct, train } from './cifar.js';
 
 /** One run: the recipe with `change` applied, on the run's seed plus `seedOffset`. */
-interface Variant { name: string; change: Partial<Recipe>; seedOffset?: number }
+interface Variant {
+  name: string;
+  change: Partial<Recipe>;
+  seedOffset?: number;
+}
 
 interface Config extends Recipe {
   trainImages: number; // 0 = all 50,000
-  testImages: number;  // 0 = all 10,000
+  testImages: number; // 0 = all 10,000
   variants: Variant[];
 }
 
 const defaults: Config = {
-  ...RECIPE, epochs: 3, trainImages: 0, testImages: 0,
+  ...RECIPE,
+  epochs: 3,
+  trainImages: 0,
+  testImages: 0,
   variants: [
     { name: 'recipe', change: {} },
     { name: 'recipe, next seed', change: {}, seedOffset: 1 },
@@ -31,7 +38,16 @@ const defaults: Config = {
   ],
 };
 
-interface VariantResult { name: string; change: Partial<Recipe>; seed: number; testAcc: number; testAccNoFlipTta: number; trainAcc: number; seconds: number; epochs: EpochRecord[] }
+interface VariantResult {
+  name: string;
+  change: Partial<Recipe>;
+  seed: number;
+  testAcc: number;
+  testAccNoFlipTta: number;
+  trainAcc: number;
+  seconds: number;
+  epochs: EpochRecord[];
+}
 
 async function run(config: Config, ctx: RunContext) {
   const trainSplit = firstN(loadCifar(ctx.dataDir, 'train', ctx.dataFiles), config.trainImages);
@@ -42,13 +58,25 @@ async function run(config: Config, ctx: RunContext) {
   const results: VariantResult[] = [];
   for (const variant of config.variants) {
     const saved = parts.done(variant.name);
-    if (saved) { ctx.log(`${variant.name}: done in the interrupted run, kept`); results.push(saved); continue; }
+    if (saved) {
+      ctx.log(`${variant.name}: done in the interrupted run, kept`);
+      results.push(saved);
+      continue;
+    }
     const seed = ctx.seed + (variant.seedOffset ?? 0);
     const recipe: Recipe = { ...config, ...variant.change, flipTta: true };
     const { model, epochs } = await train(recipe, trainSplit, testSplit, ctx, { label: variant.name, seed });
     const last = epochs[epochs.length - 1];
-    const result = { name: variant.name, change: variant.change, seed, testAcc: last.testAcc, testAccNoFlipTta: evaluate(model, testSplit, false).acc,
-      trainAcc: last.trainAcc, seconds: epochs.reduce((s, e) => s + e.seconds, 0), epochs };
+    const result = {
+      name: variant.name,
+      change: variant.change,
+      seed,
+      testAcc: last.testAcc,
+      testAccNoFlipTta: evaluate(model, testSplit, false).acc,
+      trainAcc: last.trainAcc,
+      seconds: epochs.reduce((s, e) => s + e.seconds, 0),
+      epochs,
+    };
     model.dispose();
     parts.record(variant.name, result);
     results.push(result);
@@ -57,26 +85,61 @@ async function run(config: Config, ctx: RunContext) {
   const [recipe, ...others] = results;
   const noise = results.filter((r) => JSON.stringify(r.change) === '{}').map((r) => r.testAcc);
   const noisePoints = 100 * (Math.max(...noise) - Math.min(...noise));
-  const rows = [...results.map((r) => ({ label: r.name, value: r.testAcc })), { label: 'recipe, no test-time flip', value: recipe.testAccNoFlipTta }];
-  await ctx.writeFigure('ablations', barChart({ title: `Q5 ablations: test accuracy after ${config.epochs} epochs`, rows, axis: 'test accuracy' }));
-  const table = markdownTable(['variant', 'test acc', 'without test-time flip', 'train acc', 'vs recipe (points)', 'seconds'],
-    results.map((r) => [r.name, pct(r.testAcc, 2), pct(r.testAccNoFlipTta, 2), pct(r.trainAcc, 2), (100 * (r.testAcc - recipe.testAcc)).toFixed(2), r.seconds.toFixed(0)]));
+  const rows = [
+    ...results.map((r) => ({ label: r.name, value: r.testAcc })),
+    { label: 'recipe, no test-time flip', value: recipe.testAccNoFlipTta },
+  ];
+  await ctx.writeFigure(
+    'ablations',
+    barChart({ title: `Q5 ablations: test accuracy after ${config.epochs} epochs`, rows, axis: 'test accuracy' }),
+  );
+  const table = markdownTable(
+    ['variant', 'test acc', 'without test-time flip', 'train acc', 'vs recipe (points)', 'seconds'],
+    results.map((r) => [
+      r.name,
+      pct(r.testAcc, 2),
+      pct(r.testAccNoFlipTta, 2),
+      pct(r.trainAcc, 2),
+      (100 * (r.testAcc - recipe.testAcc)).toFixed(2),
+      r.seconds.toFixed(0),
+    ]),
+  );
   ctx.writeText('ablations.md', `# Q5 ablations (${config.epochs} epochs, ${trainSplit.count} training images)\n\n${table}`);
 
-  const verdict = (delta: number) => (Math.abs(delta) <= noisePoints ? 'within the seed-to-seed difference' : delta < 0 ? 'lower: the part helps' : 'higher: at this budget the part costs accuracy');
+  const verdict = (delta: number) =>
+    Math.abs(delta) <= noisePoints
+      ? 'within the seed-to-seed difference'
+      : delta < 0
+        ? 'lower: the part helps'
+        : 'higher: at this budget the part costs accuracy';
   const tta = results.map((r) => 100 * (r.testAcc - r.testAccNoFlipTta));
-  ctx.writeText('observations.md', [
-    '# Q5 ablations: observations', '',
-    `*Written from the measured numbers of this run: ${config.epochs} epochs on ${trainSplit.count} training images, tested on ${testSplit.count}; every variant starts from the recipe's initial weights and data order.*`, '',
-    `- The recipe reached ${pct(recipe.testAcc, 2)}; on the next seed ${pct(noise[1] ?? recipe.testAcc, 2)}: seed-to-seed difference ${noisePoints.toFixed(2)} points.`,
-    ...others.filter((r) => JSON.stringify(r.change) !== '{}').map((r) => {
-      const delta = 100 * (r.testAcc - recipe.testAcc);
-      return `- ${r.name}: ${pct(r.testAcc, 2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points, ${verdict(delta)}); ${r.seconds.toFixed(0)} s vs the recipe's ${recipe.seconds.toFixed(0)} s.`;
-    }),
-    `- Test-time flipping added ${Math.min(...tta).toFixed(2)} to ${Math.max(...tta).toFixed(2)} points across the ${results.length} runs (recipe: ${pct(recipe.testAccNoFlipTta, 2)} without it).`,
-    '', `These are ${config.epochs}-epoch runs; the ${RECIPE.epochs}-epoch recipe itself was not ablated, so a part that does not help here is not thereby shown useless there.`,
-  ].join('\n') + '\n');
-  return { classes: CIFAR_CLASSES, epochs: config.epochs, trainImages: trainSplit.count, testImages: testSplit.count, seedToSeedPoints: noisePoints, variants: results };
+  ctx.writeText(
+    'observations.md',
+    `${[
+      '# Q5 ablations: observations',
+      '',
+      `*Written from the measured numbers of this run: ${config.epochs} epochs on ${trainSplit.count} training images, tested on ${testSplit.count}; every variant starts from the recipe's initial weights and data order.*`,
+      '',
+      `- The recipe reached ${pct(recipe.testAcc, 2)}; on the next seed ${pct(noise[1] ?? recipe.testAcc, 2)}: seed-to-seed difference ${noisePoints.toFixed(2)} points.`,
+      ...others
+        .filter((r) => JSON.stringify(r.change) !== '{}')
+        .map((r) => {
+          const delta = 100 * (r.testAcc - recipe.testAcc);
+          return `- ${r.name}: ${pct(r.testAcc, 2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points, ${verdict(delta)}); ${r.seconds.toFixed(0)} s vs the recipe's ${recipe.seconds.toFixed(0)} s.`;
+        }),
+      `- Test-time flipping added ${Math.min(...tta).toFixed(2)} to ${Math.max(...tta).toFixed(2)} points across the ${results.length} runs (recipe: ${pct(recipe.testAccNoFlipTta, 2)} without it).`,
+      '',
+      `These are ${config.epochs}-epoch runs; the ${RECIPE.epochs}-epoch recipe itself was not ablated, so a part that does not help here is not thereby shown useless there.`,
+    ].join('\n')}\n`,
+  );
+  return {
+    classes: CIFAR_CLASSES,
+    epochs: config.epochs,
+    trainImages: trainSplit.count,
+    testImages: testSplit.count,
+    seedToSeedPoints: noisePoints,
+    variants: results,
+  };
 }
 
 export const experiment: Experiment<Config> = {
@@ -84,8 +147,22 @@ export const experiment: Experiment<Config> = {
   summary: 'Q5: what each recipe part contributes',
   defaults,
   profiles: {
-    quick: { epochs: 2, trainImages: 10000, testImages: 2000, widths: [16, 32, 64, 128], variants: defaults.variants.map((v) => (v.change.widths ? { ...v, change: { widths: [8, 16, 32, 64] } } : v)) },
-    smoke: { epochs: 1, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1, variants: defaults.variants.map((v) => (v.change.widths ? { ...v, change: { widths: [4, 8, 8, 16] } } : v)) },
+    quick: {
+      epochs: 2,
+      trainImages: 10000,
+      testImages: 2000,
+      widths: [16, 32, 64, 128],
+      variants: defaults.variants.map((v) => (v.change.widths ? { ...v, change: { widths: [8, 16, 32, 64] } } : v)),
+    },
+    smoke: {
+      epochs: 1,
+      batchSize: 64,
+      trainImages: 300,
+      testImages: 200,
+      widths: [8, 16, 16, 32],
+      warmupEpochs: 1,
+      variants: defaults.variants.map((v) => (v.change.widths ? { ...v, change: { widths: [4, 8, 8, 16] } } : v)),
+    },
   },
   run,
   headline: (m) => {

@@ -11,16 +11,29 @@ import { type EpochRecord, RECIPE, type Recipe, firstN, pct, train } from './cif
 
 interface Config extends Recipe {
   trainImages: number; // 0 = all 50,000
-  testImages: number;  // 0 = all 10,000
+  testImages: number; // 0 = all 10,000
 }
 
 const defaults: Config = { ...RECIPE, trainImages: 0, testImages: 0 };
 
-const CURVES = [['trainLoss', 'training loss'], ['trainAcc', 'training accuracy'], ['testLoss', 'testing loss'], ['testAcc', 'testing accuracy']] as const;
+const CURVES = [
+  ['trainLoss', 'training loss'],
+  ['trainAcc', 'training accuracy'],
+  ['testLoss', 'testing loss'],
+  ['testAcc', 'testing accuracy'],
+] as const;
 
 function curve(epochs: EpochRecord[], key: (typeof CURVES)[number][0], title: string): TopLevelSpec {
-  return lineChart({ title: `Q5.1 ${title} vs epoch`, x: 'epoch', y: title, series: 'curve', points: true, width: 380, height: 240,
-    rows: epochs.map((e) => ({ epoch: e.epoch, [title]: e[key], curve: title })) });
+  return lineChart({
+    title: `Q5.1 ${title} vs epoch`,
+    x: 'epoch',
+    y: title,
+    series: 'curve',
+    points: true,
+    width: 380,
+    height: 240,
+    rows: epochs.map((e) => ({ epoch: e.epoch, [title]: e[key], curve: title })),
+  });
 }
 
 /** Why 90% is hard, in this run's numbers: how late it is crossed and how far train runs ahead of test. */
@@ -48,21 +61,49 @@ async function run(config: Config, ctx: RunContext) {
   const wallSeconds = epochs.reduce((s, e) => s + e.seconds, 0);
 
   const panels = [];
-  for (const [key, title] of CURVES) panels.push({ image: await ctx.writeFigure(key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), curve(epochs, key, title)) });
-  ctx.writeBytes('curves.png', await panelGrid([panels.slice(0, 2), panels.slice(2)], { title: `Q5.1 CIFAR-10: ${trainSplit.count} training images, ${epochs.length} epochs`, cell: 420 }));
+  for (const [key, title] of CURVES)
+    panels.push({
+      image: await ctx.writeFigure(
+        key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`),
+        curve(epochs, key, title),
+      ),
+    });
+  ctx.writeBytes(
+    'curves.png',
+    await panelGrid([panels.slice(0, 2), panels.slice(2)], {
+      title: `Q5.1 CIFAR-10: ${trainSplit.count} training images, ${epochs.length} epochs`,
+      cell: 420,
+    }),
+  );
 
   const final = epochs[epochs.length - 1];
   const best = Math.max(...epochs.map((e) => e.testAcc));
   ctx.manifestExtras.epochSeconds = epochs.map((e) => e.seconds);
   ctx.manifestExtras.imagesPerSecond = epochs.map((e) => Math.round(trainSplit.count / e.seconds));
-  ctx.writeText('observations.md', [
-    '# Question 5.1: observations', '',
-    `*Written from the measured numbers of this run (${ctx.options.profile} profile). What each part of the recipe contributes: q5-ablations; accuracy against training-set size: q5-subsets.*`, '',
-    `- ${trainSplit.count} training images, ${epochs.length} epochs, batch ${config.batchSize}, widths ${config.widths.join('/')}: final test accuracy ${pct(final.testAcc, 2)} (best ${pct(best, 2)}), training accuracy ${pct(final.trainAcc, 2)}.`,
-    `- ${final.testAcc > 0.9 ? 'Above' : 'Below'} the 90% target. Wall time ${wallSeconds.toFixed(0)} s of training on this machine (${(trainSplit.count / (wallSeconds / epochs.length)).toFixed(0)} images/s including evaluation), ${((performance.now() - started) / 1000).toFixed(0)} s in all.`,
-    '', '## Why 90% is hard', '', ...whyNinetyIsHard(epochs),
-  ].join('\n') + '\n');
-  return { classes: CIFAR_CLASSES, trainImages: trainSplit.count, testImages: testSplit.count, epochs, finalTestAcc: final.testAcc, bestTestAcc: best, wallSeconds };
+  ctx.writeText(
+    'observations.md',
+    `${[
+      '# Question 5.1: observations',
+      '',
+      `*Written from the measured numbers of this run (${ctx.options.profile} profile). What each part of the recipe contributes: q5-ablations; accuracy against training-set size: q5-subsets.*`,
+      '',
+      `- ${trainSplit.count} training images, ${epochs.length} epochs, batch ${config.batchSize}, widths ${config.widths.join('/')}: final test accuracy ${pct(final.testAcc, 2)} (best ${pct(best, 2)}), training accuracy ${pct(final.trainAcc, 2)}.`,
+      `- ${final.testAcc > 0.9 ? 'Above' : 'Below'} the 90% target. Wall time ${wallSeconds.toFixed(0)} s of training on this machine (${(trainSplit.count / (wallSeconds / epochs.length)).toFixed(0)} images/s including evaluation), ${((performance.now() - started) / 1000).toFixed(0)} s in all.`,
+      '',
+      '## Why 90% is hard',
+      '',
+      ...whyNinetyIsHard(epochs),
+    ].join('\n')}\n`,
+  );
+  return {
+    classes: CIFAR_CLASSES,
+    trainImages: trainSplit.count,
+    testImages: testSplit.count,
+    epochs,
+    finalTestAcc: final.testAcc,
+    bestTestAcc: best,
+    wallSeconds,
+  };
 }
 
 export const experiment: Experiment<Config> = {

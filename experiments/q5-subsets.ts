@@ -13,16 +13,24 @@ import { RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } fro
 import { experiment as fullRun } from './q5-cifar.js';
 
 /** One subset size and what is tried on it: every lr × weight decay, for `steps` optimizer steps. */
-interface SizePlan { perClass: number; steps: number; batchSize: number; lrs: number[]; weightDecays: number[] }
+interface SizePlan {
+  perClass: number;
+  steps: number;
+  batchSize: number;
+  lrs: number[];
+  weightDecays: number[];
+}
 
 interface Config extends Recipe {
   validationPerClass: number; // validation images per class, taken after the largest subset in the fixed order
-  testImages: number;         // 0 = all 10,000
+  testImages: number; // 0 = all 10,000
   sizes: SizePlan[];
 }
 
 const defaults: Config = {
-  ...RECIPE, validationPerClass: 500, testImages: 0,
+  ...RECIPE,
+  validationPerClass: 500,
+  testImages: 0,
   // Steps grow with the data (the smaller sets are memorised long before); the grids centre on
   // what the quick profile and the full-set recipe suggested, widening weight decay where data is scarce.
   sizes: [
@@ -33,14 +41,34 @@ const defaults: Config = {
   ],
 };
 
-interface Trial { lr: number; weightDecay: number; validationAcc: number; seconds: number }
+interface Trial {
+  lr: number;
+  weightDecay: number;
+  validationAcc: number;
+  seconds: number;
+}
 interface SizeResult {
-  perClass: number; images: number; trainAcc: number; testAcc: number; validationAcc: number;
-  hyper: { epochs: number; batchSize: number; steps: number; lr: number; weightDecay: number; warmupEpochs: number; labelSmoothing: number };
+  perClass: number;
+  images: number;
+  trainAcc: number;
+  testAcc: number;
+  validationAcc: number;
+  hyper: {
+    epochs: number;
+    batchSize: number;
+    steps: number;
+    lr: number;
+    weightDecay: number;
+    warmupEpochs: number;
+    labelSmoothing: number;
+  };
   tried: Trial[];
 }
 
-interface FullRunMetrics { trainImages?: number; epochs: { trainAcc: number; testAcc: number }[] }
+interface FullRunMetrics {
+  trainImages?: number;
+  epochs: { trainAcc: number; testAcc: number }[];
+}
 
 async function run(config: Config, ctx: RunContext) {
   // The full set: q5-cifar's last epoch (its training accuracy is the running one over augmented batches).
@@ -61,7 +89,11 @@ async function run(config: Config, ctx: RunContext) {
   for (const plan of config.sizes) {
     const key = `${plan.perClass}`;
     const saved = parts.done(key);
-    if (saved) { ctx.log(`${plan.perClass}/class: done in the interrupted run, kept`); results.push(saved); continue; }
+    if (saved) {
+      ctx.log(`${plan.perClass}/class: done in the interrupted run, kept`);
+      results.push(saved);
+      continue;
+    }
     const subset = balancedSubset(fullTrain, plan.perClass);
     const batchSize = Math.min(plan.batchSize, subset.count);
     const epochs = Math.max(1, Math.ceil((plan.steps * batchSize) / subset.count));
@@ -72,37 +104,98 @@ async function run(config: Config, ctx: RunContext) {
       for (const weightDecay of plan.weightDecays) {
         const started = performance.now();
         const recipe = { ...config, epochs, batchSize, lr, weightDecay, warmupEpochs };
-        const { model, epochs: records } = await train(recipe, subset, validation, ctx, { label: `${plan.perClass}/class lr ${lr} wd ${weightDecay}`, evalEveryEpoch: false });
-        const trial = { lr, weightDecay, validationAcc: records[records.length - 1].testAcc, seconds: (performance.now() - started) / 1000 };
+        const { model, epochs: records } = await train(recipe, subset, validation, ctx, {
+          label: `${plan.perClass}/class lr ${lr} wd ${weightDecay}`,
+          evalEveryEpoch: false,
+        });
+        const trial = {
+          lr,
+          weightDecay,
+          validationAcc: records[records.length - 1].testAcc,
+          seconds: (performance.now() - started) / 1000,
+        };
         tried.push(trial);
         ctx.log(`${plan.perClass}/class lr ${lr} wd ${weightDecay}: validation ${pct(trial.validationAcc)}`);
-        if (!best || trial.validationAcc > best.trial.validationAcc) { best?.model.dispose(); best = { model, trial }; } else model.dispose();
+        if (!best || trial.validationAcc > best.trial.validationAcc) {
+          best?.model.dispose();
+          best = { model, trial };
+        } else model.dispose();
       }
     }
     const chosen = best!;
     const result: SizeResult = {
-      perClass: plan.perClass, images: subset.count,
-      trainAcc: evaluate(chosen.model, subset, false).acc, testAcc: evaluate(chosen.model, testSplit, config.flipTta).acc, validationAcc: chosen.trial.validationAcc,
-      hyper: { epochs, batchSize, steps: plan.steps, lr: chosen.trial.lr, weightDecay: chosen.trial.weightDecay, warmupEpochs, labelSmoothing: config.labelSmoothing },
+      perClass: plan.perClass,
+      images: subset.count,
+      trainAcc: evaluate(chosen.model, subset, false).acc,
+      testAcc: evaluate(chosen.model, testSplit, config.flipTta).acc,
+      validationAcc: chosen.trial.validationAcc,
+      hyper: {
+        epochs,
+        batchSize,
+        steps: plan.steps,
+        lr: chosen.trial.lr,
+        weightDecay: chosen.trial.weightDecay,
+        warmupEpochs,
+        labelSmoothing: config.labelSmoothing,
+      },
       tried,
     };
     chosen.model.dispose();
-    ctx.log(`${plan.perClass}/class: chose lr ${result.hyper.lr}, wd ${result.hyper.weightDecay} → train ${pct(result.trainAcc)}, test ${pct(result.testAcc)}`);
+    ctx.log(
+      `${plan.perClass}/class: chose lr ${result.hyper.lr}, wd ${result.hyper.weightDecay} → train ${pct(result.trainAcc)}, test ${pct(result.testAcc)}`,
+    );
     parts.record(key, result);
     results.push(result);
   }
 
-  const subsets = [...results, {
-    perClass: fullImages / 10, images: fullImages, trainAcc: last.trainAcc, testAcc: last.testAcc,
-    hyper: { epochs: fullConfig.epochs, batchSize: fullConfig.batchSize, lr: fullConfig.lr, weightDecay: fullConfig.weightDecay, source: `q5-cifar run of ${full.startedAt}` },
-  }];
+  const subsets = [
+    ...results,
+    {
+      perClass: fullImages / 10,
+      images: fullImages,
+      trainAcc: last.trainAcc,
+      testAcc: last.testAcc,
+      hyper: {
+        epochs: fullConfig.epochs,
+        batchSize: fullConfig.batchSize,
+        lr: fullConfig.lr,
+        weightDecay: fullConfig.weightDecay,
+        source: `q5-cifar run of ${full.startedAt}`,
+      },
+    },
+  ];
 
-  const rows = subsets.flatMap((s) => [{ images: s.images, accuracy: s.trainAcc, split: 'training' }, { images: s.images, accuracy: s.testAcc, split: 'testing' }]);
-  await ctx.writeFigure('subsets', lineChart({ title: 'Q5.2 accuracy vs number of training images', x: 'images', y: 'accuracy', series: 'split', rows, logX: true, points: true }));
-  const tuning = markdownTable(['per class', 'lr', 'weight decay', 'validation acc', 'seconds', 'chosen'],
-    results.flatMap((r) => r.tried.map((t) => [String(r.perClass), String(t.lr), String(t.weightDecay), pct(t.validationAcc), t.seconds.toFixed(0), t.lr === r.hyper.lr && t.weightDecay === r.hyper.weightDecay ? '✓' : ''])));
+  const rows = subsets.flatMap((s) => [
+    { images: s.images, accuracy: s.trainAcc, split: 'training' },
+    { images: s.images, accuracy: s.testAcc, split: 'testing' },
+  ]);
+  await ctx.writeFigure(
+    'subsets',
+    lineChart({
+      title: 'Q5.2 accuracy vs number of training images',
+      x: 'images',
+      y: 'accuracy',
+      series: 'split',
+      rows,
+      logX: true,
+      points: true,
+    }),
+  );
+  const tuning = markdownTable(
+    ['per class', 'lr', 'weight decay', 'validation acc', 'seconds', 'chosen'],
+    results.flatMap((r) =>
+      r.tried.map((t) => [
+        String(r.perClass),
+        String(t.lr),
+        String(t.weightDecay),
+        pct(t.validationAcc),
+        t.seconds.toFixed(0),
+        t.lr === r.hyper.lr && t.weightDecay === r.hyper.weightDecay ? '✓' : '',
+      ]),
+    ),
+  );
   ctx.writeText('tuning.md', `# Q5.2 tuning: every trial, chosen on ${validation.count} validation images\n\n${tuning}\n`);
-  ctx.writeText('observations.md', observations(subsets, results, validation.count) + '\n');
+  ctx.writeText('observations.md', `${observations(subsets, results, validation.count)}\n`);
   return { validationImages: validation.count, testImages: testSplit.count, subsets };
 }
 
@@ -120,21 +213,39 @@ function gridEdges(r: SizeResult): string {
 }
 
 /** What the numbers show, said only where they show it. */
-function observations(subsets: { images: number; trainAcc: number; testAcc: number }[], tuned: SizeResult[], validationImages: number): string {
+function observations(
+  subsets: { images: number; trainAcc: number; testAcc: number }[],
+  tuned: SizeResult[],
+  validationImages: number,
+): string {
   const gaps = subsets.map((s) => 100 * (s.trainAcc - s.testAcc));
   const rising = subsets.every((s, i) => i === 0 || s.testAcc >= subsets[i - 1].testAcc);
-  const perTenfold = subsets.slice(1).map((s, i) => `${subsets[i].images} → ${s.images}: ${(100 * (s.testAcc - subsets[i].testAcc)).toFixed(1)} points`);
+  const perTenfold = subsets
+    .slice(1)
+    .map((s, i) => `${subsets[i].images} → ${s.images}: ${(100 * (s.testAcc - subsets[i].testAcc)).toFixed(1)} points`);
   return [
-    '# Question 5.2: observations', '',
-    '*Written from the measured numbers of this run.*', '',
-    ...subsets.map((s) => `- ${s.images} training images: train ${pct(s.trainAcc)}, test ${pct(s.testAcc)}`), '',
-    gaps.every((g) => g > 0) ? `Training accuracy is above test accuracy at every size (gap ${Math.min(...gaps).toFixed(1)}–${Math.max(...gaps).toFixed(1)} points), widest at ${subsets[gaps.indexOf(Math.max(...gaps))].images} images.` : `Training accuracy is not above test accuracy at every size (gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} points).`,
-    rising ? 'Test accuracy rises with every increase in the number of training images.' : 'Test accuracy does not rise at every step in the number of training images.',
-    `Test accuracy gained per step: ${perTenfold.join('; ')}.`, '',
-    `Tuning (${validationImages} validation images, every trial in tuning.md): ` + tuned.map((r) => {
-      const accs = r.tried.map((t) => t.validationAcc);
-      return `${r.perClass}/class chose lr ${r.hyper.lr}, weight decay ${r.hyper.weightDecay} (validation ${pct(Math.min(...accs))}–${pct(Math.max(...accs))} over ${accs.length} trial${accs.length === 1 ? "" : "s"}${gridEdges(r)})`;
-    }).join('; ') + '.',
+    '# Question 5.2: observations',
+    '',
+    '*Written from the measured numbers of this run.*',
+    '',
+    ...subsets.map((s) => `- ${s.images} training images: train ${pct(s.trainAcc)}, test ${pct(s.testAcc)}`),
+    '',
+    gaps.every((g) => g > 0)
+      ? `Training accuracy is above test accuracy at every size (gap ${Math.min(...gaps).toFixed(1)}–${Math.max(...gaps).toFixed(1)} points), widest at ${subsets[gaps.indexOf(Math.max(...gaps))].images} images.`
+      : `Training accuracy is not above test accuracy at every size (gaps ${gaps.map((g) => g.toFixed(1)).join(', ')} points).`,
+    rising
+      ? 'Test accuracy rises with every increase in the number of training images.'
+      : 'Test accuracy does not rise at every step in the number of training images.',
+    `Test accuracy gained per step: ${perTenfold.join('; ')}.`,
+    '',
+    `Tuning (${validationImages} validation images, every trial in tuning.md): ` +
+      tuned
+        .map((r) => {
+          const accs = r.tried.map((t) => t.validationAcc);
+          return `${r.perClass}/class chose lr ${r.hyper.lr}, weight decay ${r.hyper.weightDecay} (validation ${pct(Math.min(...accs))}–${pct(Math.max(...accs))} over ${accs.length} trial${accs.length === 1 ? '' : 's'}${gridEdges(r)})`;
+        })
+        .join('; ') +
+      '.',
   ].join('\n');
 }
 
@@ -145,7 +256,9 @@ export const experiment: Experiment<Config> = {
   needs: ['q5-cifar'],
   profiles: {
     quick: {
-      widths: [16, 32, 64, 128], validationPerClass: 100, testImages: 2000,
+      widths: [16, 32, 64, 128],
+      validationPerClass: 100,
+      testImages: 2000,
       sizes: [
         { perClass: 1, steps: 150, batchSize: 10, lrs: [0.01, 0.05], weightDecays: [5e-4] },
         { perClass: 10, steps: 200, batchSize: 50, lrs: [0.03, 0.1], weightDecays: [5e-4] },
@@ -153,7 +266,9 @@ export const experiment: Experiment<Config> = {
       ],
     },
     smoke: {
-      widths: [8, 16, 16, 32], validationPerClass: 10, testImages: 200,
+      widths: [8, 16, 16, 32],
+      validationPerClass: 10,
+      testImages: 200,
       sizes: [
         { perClass: 1, steps: 4, batchSize: 10, lrs: [0.05], weightDecays: [5e-4, 5e-2] },
         { perClass: 10, steps: 4, batchSize: 50, lrs: [0.05], weightDecays: [5e-4] },

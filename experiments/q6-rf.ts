@@ -30,11 +30,23 @@ const TABLE_1 = [
 ];
 const GIVEN_ROW_1 = 8;
 
-interface Layer { kind: 'conv2d' | 'maxpool2d'; k: number; s: number; text: string }
-interface LayerField { layer: string; receptiveField: number; jump: number }
+interface Layer {
+  kind: 'conv2d' | 'maxpool2d';
+  k: number;
+  s: number;
+  text: string;
+}
+interface LayerField {
+  layer: string;
+  receptiveField: number;
+  jump: number;
+}
 
 export function parseLayers(stack: string): Layer[] {
-  const parts = stack.split(/[\s,]+(?![^(]*\))/).map((p) => p.trim()).filter(Boolean);
+  const parts = stack
+    .split(/[\s,]+(?![^(]*\))/)
+    .map((p) => p.trim())
+    .filter(Boolean);
   if (parts.length === 0) throw new UsageError(`--layers expects layers like "conv2d(3,1),maxpool2d(2,2)", found "${stack}"`);
   return parts.map((text) => {
     const m = /^(conv2d|maxpool2d)\(\s*(\d+)\s*,\s*(\d+)\s*\)$/i.exec(text);
@@ -47,7 +59,8 @@ export function parseLayers(stack: string): Layer[] {
 
 /** Receptive field and jump (input pixels between neighbouring outputs) after each layer. */
 export function analyticFields(layers: Layer[]): LayerField[] {
-  let rf = 1, jump = 1;
+  let rf = 1,
+    jump = 1;
   return layers.map((l) => {
     rf += (l.k - 1) * jump;
     jump *= l.s;
@@ -64,19 +77,32 @@ export function empiricalField(layers: Layer[], expectedRf: number): number {
   const jumpAll = layers.reduce((j, l) => j * l.s, 1);
   const size = 2 * expectedRf + 4 * jumpAll + 8;
   return tf.tidy(() => {
-    const forward = (x: tf.Tensor4D): tf.Tensor4D => layers.reduce((h, l) => l.kind === 'conv2d'
-      ? tf.conv2d(h, tf.ones([l.k, l.k, 1, 1]) as tf.Tensor4D, l.s, 'valid')
-      : tf.avgPool(h, l.k, l.s, 'valid'), x);
+    const forward = (x: tf.Tensor4D): tf.Tensor4D =>
+      layers.reduce(
+        (h, l) =>
+          l.kind === 'conv2d' ? tf.conv2d(h, tf.ones([l.k, l.k, 1, 1]) as tf.Tensor4D, l.s, 'valid') : tf.avgPool(h, l.k, l.s, 'valid'),
+        x,
+      );
     const outShape = forward(tf.zeros([1, size, size, 1])).shape;
     const [oh, ow] = [Math.floor(outShape[1] / 2), Math.floor(outShape[2] / 2)];
     const mask = tf.buffer(outShape);
     mask.set(1, 0, oh, ow, 0);
-    const grad = tf.grad((x: tf.Tensor) => forward(x as tf.Tensor4D).mul(mask.toTensor()).sum())(tf.zeros([1, size, size, 1]));
+    const grad = tf.grad((x: tf.Tensor) =>
+      forward(x as tf.Tensor4D)
+        .mul(mask.toTensor())
+        .sum(),
+    )(tf.zeros([1, size, size, 1]));
     const g = grad.dataSync();
     let [minR, maxR, minC, maxC] = [size, -1, size, -1];
-    for (let r = 0; r < size; r++) for (let c = 0; c < size; c++) {
-      if (g[r * size + c] !== 0) { minR = Math.min(minR, r); maxR = Math.max(maxR, r); minC = Math.min(minC, c); maxC = Math.max(maxC, c); }
-    }
+    for (let r = 0; r < size; r++)
+      for (let c = 0; c < size; c++) {
+        if (g[r * size + c] !== 0) {
+          minR = Math.min(minR, r);
+          maxR = Math.max(maxR, r);
+          minC = Math.min(minC, c);
+          maxC = Math.max(maxC, c);
+        }
+      }
     const [h, w] = [maxR - minR + 1, maxC - minC + 1];
     if (h !== w) throw new Error(`receptive field is not square: ${h}×${w}`);
     return h;
@@ -89,23 +115,42 @@ async function run(config: Config, ctx: RunContext) {
     const layers = parseLayers(stack);
     const perLayer = analyticFields(layers);
     const { receptiveField, jump } = perLayer[perLayer.length - 1];
-    return { row: i + 1, layers: layers.map((l) => l.text), receptiveField, perLayer, jump, empirical: empiricalField(layers, receptiveField) };
+    return {
+      row: i + 1,
+      layers: layers.map((l) => l.text),
+      receptiveField,
+      perLayer,
+      jump,
+      empirical: empiricalField(layers, receptiveField),
+    };
   });
   const mismatches = rows.filter((r) => r.empirical !== r.receptiveField);
   if (mismatches.length > 0) throw new Error(`analytic and measured fields differ in rows ${mismatches.map((r) => r.row).join(', ')}`);
-  if (!config.layers && rows[0].receptiveField !== GIVEN_ROW_1) throw new Error(`row 1 should be the given ${GIVEN_ROW_1}×${GIVEN_ROW_1}, got ${rows[0].receptiveField}`);
+  if (!config.layers && rows[0].receptiveField !== GIVEN_ROW_1)
+    throw new Error(`row 1 should be the given ${GIVEN_ROW_1}×${GIVEN_ROW_1}, got ${rows[0].receptiveField}`);
 
   const maxLayers = Math.max(...rows.map((r) => r.layers.length));
   const headers = ['S.No', ...Array.from({ length: maxLayers }, (_, i) => `layer${i + 1}`), 'receptive field', 'measured', 'jump'];
-  const cells = rows.map((r) => [String(r.row), ...Array.from({ length: maxLayers }, (_, i) => r.layers[i] ?? ''),
-    `${r.receptiveField} x ${r.receptiveField}`, `${r.empirical} x ${r.empirical}`, String(r.jump)]);
-  const perLayerLines = rows.map((r) => `- row ${r.row}: ${r.perLayer.map((p) => `${p.layer} → rf ${p.receptiveField}, jump ${p.jump}`).join('; ')}`);
-  ctx.writeText('table.md', `# Question 6: receptive fields\n\n${markdownTable(headers, cells)}\n` +
-    'Receptive field: side of the input square that one output pixel depends on; `rf += (k − 1)·jump`, `jump *= s`. ' +
-    '"measured" backpropagates one output pixel through the stack with tfjs (all-ones weights; average-pool in place of max-pool).\n\n' +
-    `## Per layer\n\n${perLayerLines.join('\n')}\n`);
+  const cells = rows.map((r) => [
+    String(r.row),
+    ...Array.from({ length: maxLayers }, (_, i) => r.layers[i] ?? ''),
+    `${r.receptiveField} x ${r.receptiveField}`,
+    `${r.empirical} x ${r.empirical}`,
+    String(r.jump),
+  ]);
+  const perLayerLines = rows.map(
+    (r) => `- row ${r.row}: ${r.perLayer.map((p) => `${p.layer} → rf ${p.receptiveField}, jump ${p.jump}`).join('; ')}`,
+  );
+  ctx.writeText(
+    'table.md',
+    `# Question 6: receptive fields\n\n${markdownTable(headers, cells)}\n` +
+      'Receptive field: side of the input square that one output pixel depends on; `rf += (k − 1)·jump`, `jump *= s`. ' +
+      '"measured" backpropagates one output pixel through the stack with tfjs (all-ones weights; average-pool in place of max-pool).\n\n' +
+      `## Per layer\n\n${perLayerLines.join('\n')}\n`,
+  );
   ctx.writeBytes('table.png', tableImage(headers, cells, 'Question 6: receptive field of one output pixel'));
-  for (const r of rows) ctx.log(`row ${r.row}: ${r.layers.join(' ')} → ${r.receptiveField} x ${r.receptiveField} (measured ${r.empirical})`);
+  for (const r of rows)
+    ctx.log(`row ${r.row}: ${r.layers.join(' ')} → ${r.receptiveField} x ${r.receptiveField} (measured ${r.empirical})`);
   return { rows };
 }
 
@@ -115,5 +160,9 @@ export const experiment: Experiment<Config> = {
   defaults,
   profiles: {},
   run,
-  headline: (m) => `rows 2–10: ${(m as { rows: { receptiveField: number }[] }).rows.slice(1).map((r) => r.receptiveField).join(', ')}`,
+  headline: (m) =>
+    `rows 2–10: ${(m as { rows: { receptiveField: number }[] }).rows
+      .slice(1)
+      .map((r) => r.receptiveField)
+      .join(', ')}`,
 };

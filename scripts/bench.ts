@@ -21,11 +21,19 @@ const options = new Command('bench')
   .option('--profile', 'print a kernel-by-kernel profile of one q5 training step')
   .option('--cpu', 'also time the plain-JS cpu backend (FC net only; its convolutions take minutes)')
   .option('--out <dir>', 'outputs folder', 'outputs')
-  .parse().opts<{ steps: number; threads: number; profile?: boolean; cpu?: boolean; out: string }>();
+  .parse()
+  .opts<{ steps: number; threads: number; profile?: boolean; cpu?: boolean; out: string }>();
 
 const Q5_WIDTHS = [32, 64, 128, 256];
 
-interface Net { name: string; batch: number; input: number[]; build(): tf.LayersModel; loss(y: tf.Tensor, x: tf.Tensor, labels: tf.Tensor): tf.Scalar; optimizer(): tf.Optimizer }
+interface Net {
+  name: string;
+  batch: number;
+  input: number[];
+  build(): tf.LayersModel;
+  loss(y: tf.Tensor, x: tf.Tensor, labels: tf.Tensor): tf.Scalar;
+  optimizer(): tf.Optimizer;
+}
 
 function sequentialAe(make: (l: number) => { encoder: tf.Sequential; decoder: tf.Sequential }): tf.LayersModel {
   const { encoder, decoder } = make(32);
@@ -35,11 +43,29 @@ function sequentialAe(make: (l: number) => { encoder: tf.Sequential; decoder: tf
 
 const l1 = (y: tf.Tensor, x: tf.Tensor) => tf.mean(tf.abs(tf.sub(y, x))) as tf.Scalar;
 const NETS: Net[] = [
-  { name: 'q2-fc-ae', batch: 256, input: [28, 28, 1], build: () => sequentialAe(makeFcAutoencoder), loss: l1, optimizer: () => tf.train.adam(1e-3) },
-  { name: 'q2-conv-ae', batch: 128, input: [28, 28, 1], build: () => sequentialAe(makeConvAutoencoder), loss: l1, optimizer: () => tf.train.adam(1e-3) },
   {
-    name: 'q5-cifar', batch: 128, input: [32, 32, 3], build: () => makeCifarNet(Q5_WIDTHS),
-    loss: (y, _x, labels) => tf.losses.softmaxCrossEntropy(labels, y, undefined, 0.2) as tf.Scalar, optimizer: () => tf.train.momentum(0.1, 0.9, true),
+    name: 'q2-fc-ae',
+    batch: 256,
+    input: [28, 28, 1],
+    build: () => sequentialAe(makeFcAutoencoder),
+    loss: l1,
+    optimizer: () => tf.train.adam(1e-3),
+  },
+  {
+    name: 'q2-conv-ae',
+    batch: 128,
+    input: [28, 28, 1],
+    build: () => sequentialAe(makeConvAutoencoder),
+    loss: l1,
+    optimizer: () => tf.train.adam(1e-3),
+  },
+  {
+    name: 'q5-cifar',
+    batch: 128,
+    input: [32, 32, 3],
+    build: () => makeCifarNet(Q5_WIDTHS),
+    loss: (y, _x, labels) => tf.losses.softmaxCrossEntropy(labels, y, undefined, 0.2) as tf.Scalar,
+    optimizer: () => tf.train.momentum(0.1, 0.9, true),
   },
 ];
 
@@ -48,7 +74,10 @@ function forwardFlops(model: tf.LayersModel): number {
   let flops = 0;
   const visit = (m: tf.LayersModel) => {
     for (const layer of m.layers) {
-      if (layer instanceof tf.LayersModel) { visit(layer); continue; }
+      if (layer instanceof tf.LayersModel) {
+        visit(layer);
+        continue;
+      }
       const cls = layer.getClassName();
       const weights = (layer.getWeights()[0]?.shape ?? []) as number[];
       const out = (layer.outputShape as number[]).slice(1);
@@ -68,7 +97,8 @@ function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: 
   const optimizer = net.optimizer();
   const x = tf.randomUniform([net.batch, ...net.input]);
   const labels = tf.oneHot(tf.randomUniform([net.batch], 0, 10, 'int32') as tf.Tensor1D, 10).toFloat();
-  const step = () => tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
+  const step = () =>
+    tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
   for (let i = 0; i < 2; i++) step();
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
@@ -78,7 +108,9 @@ function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: 
   }
   const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
   const flops = 3 * forwardFlops(model);
-  tf.dispose([x, labels]); model.dispose(); optimizer.dispose();
+  tf.dispose([x, labels]);
+  model.dispose();
+  optimizer.dispose();
   return { imagesPerSecond: net.batch / median, gflops: (flops * net.batch) / median / 1e9 };
 }
 
@@ -88,21 +120,29 @@ async function profileQ5(): Promise<void> {
   const optimizer = net.optimizer();
   const x = tf.randomUniform([net.batch, ...net.input]);
   const labels = tf.oneHot(tf.randomUniform([net.batch], 0, 10, 'int32') as tf.Tensor1D, 10).toFloat();
-  const step = () => tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
+  const step = () =>
+    tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
   step();
-  const info = await tf.profile(() => { step(); });
+  const info = await tf.profile(() => {
+    step();
+  });
   const byKernel = new Map<string, { ms: number; calls: number }>();
   for (const k of info.kernels) {
     const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += k.kernelTimeMs as number; e.calls++;
+    e.ms += k.kernelTimeMs as number;
+    e.calls++;
     byKernel.set(k.name, e);
   }
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`\nq5 training step (batch ${net.batch}) on ${tf.getBackend()}, kernel by kernel (${total.toFixed(0)} ms of kernel time):`);
   for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
-    console.log(`  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`);
+    console.log(
+      `  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`,
+    );
   }
-  tf.dispose([x, labels]); model.dispose(); optimizer.dispose();
+  tf.dispose([x, labels]);
+  model.dispose();
+  optimizer.dispose();
 }
 
 const info = await initBackend('auto');
@@ -120,23 +160,48 @@ for (const backend of backends) {
 await tf.setBackend(info.tfjsBackend);
 
 let torchVersion: string | undefined;
-const torch = spawnSync('/usr/bin/python3', [path.join(PROJECT_ROOT, 'scripts/bench_torch.py'), String(options.threads), String(options.steps), Q5_WIDTHS.join(',')], { encoding: 'utf8' });
+const torch = spawnSync(
+  '/usr/bin/python3',
+  [path.join(PROJECT_ROOT, 'scripts/bench_torch.py'), String(options.threads), String(options.steps), Q5_WIDTHS.join(',')],
+  { encoding: 'utf8' },
+);
 if (torch.status === 0) {
-  const parsed = JSON.parse(torch.stdout) as { torch: string; threads: number; nets: Record<string, { batch: number; imagesPerSecond: number }> };
+  const parsed = JSON.parse(torch.stdout) as {
+    torch: string;
+    threads: number;
+    nets: Record<string, { batch: number; imagesPerSecond: number }>;
+  };
   torchVersion = parsed.torch;
-  for (const [name, r] of Object.entries(parsed.nets)) rows.push({ net: name, engine: `PyTorch ${parsed.torch} (${parsed.threads} threads)`, batch: r.batch, imagesPerSecond: r.imagesPerSecond });
+  for (const [name, r] of Object.entries(parsed.nets))
+    rows.push({
+      net: name,
+      engine: `PyTorch ${parsed.torch} (${parsed.threads} threads)`,
+      batch: r.batch,
+      imagesPerSecond: r.imagesPerSecond,
+    });
 } else {
-  console.error(`PyTorch reference not run: ${(torch.stderr || torch.error?.message || '').split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`);
+  console.error(
+    `PyTorch reference not run: ${(torch.stderr || torch.error?.message || '').split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`,
+  );
 }
 
 console.log('\nnet          engine                              batch    images/s   GFLOP/s');
-for (const r of rows) console.log(`${r.net.padEnd(13)}${r.engine.padEnd(36)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`);
+for (const r of rows)
+  console.log(
+    `${r.net.padEnd(13)}${r.engine.padEnd(36)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`,
+  );
 const ours = rows.find((r) => r.net === 'q5-cifar' && r.engine.startsWith('tfjs'));
 const theirs = rows.find((r) => r.net === 'q5-cifar' && r.engine.startsWith('PyTorch'));
 const q5RatioVsTorch = ours && theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null;
 if (q5RatioVsTorch !== null) console.log(`\nq5 net: tfjs ${info.name} runs at ${q5RatioVsTorch.toFixed(3)}× PyTorch's images/s`);
 writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
-  date: new Date().toISOString(), steps: options.steps, backend: info.name, kernels: info.kernels, torch: torchVersion ?? null,
-  packages: packageVersions(), rows, q5RatioVsTorch,
+  date: new Date().toISOString(),
+  steps: options.steps,
+  backend: info.name,
+  kernels: info.kernels,
+  torch: torchVersion ?? null,
+  packages: packageVersions(),
+  rows,
+  q5RatioVsTorch,
 });
 if (options.profile) await profileQ5();

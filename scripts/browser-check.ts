@@ -7,13 +7,28 @@ import { chromium } from 'playwright-core';
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 export const chromiumAvailable = () => existsSync(CHROMIUM);
 
-export interface PageCheck { images: number; broken: string[]; overflowing: string[]; pageWidth: number; viewportWidth: number; headings: string[] }
+export interface PageCheck {
+  images: number;
+  broken: string[];
+  overflowing: string[];
+  pageWidth: number;
+  viewportWidth: number;
+  headings: string[];
+}
 
 export async function checkPage(htmlFile: string, screenshot: string): Promise<PageCheck> {
   // The flags keep Chromium off the network, which this machine does not have.
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

@@ -12,10 +12,14 @@ if (!existsSync(header)) {
   process.exit(0);
 }
 // npm passes its bundled node-gyp to lifecycle scripts; run by hand, fall back to npm's own copy.
-const nodeGyp = process.env.npm_config_node_gyp
-  ?? path.join(path.dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
+const nodeGyp =
+  process.env.npm_config_node_gyp ??
+  path.join(path.dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
 const args = [nodeGyp, 'rebuild'];
 if (!process.env.npm_config_nodedir && existsSync('/usr/include/node/node_api.h')) args.push('--nodedir=/usr');
 const result = spawnSync(process.execPath, args, { cwd: path.join(root, 'native'), encoding: 'utf8' });
 if (result.status === 0) console.log('a2: built the oneDNN accelerator (native/build/Release/a2_onednn.node).');
-else console.log(`a2: the oneDNN accelerator did not build; a2 will use wasm's own kernels.\n${(result.stderr || result.stdout || '').split('\n').slice(-8).join('\n')}`);
+else
+  console.log(
+    `a2: the oneDNN accelerator did not build; a2 will use wasm's own kernels.\n${(result.stderr || result.stdout || '').split('\n').slice(-8).join('\n')}`,
+  );

@@ -7,10 +7,15 @@ import { checkOutputs } from '../src/report/check.js';
 import { checkPage, chromiumAvailable } from './browser-check.js';
 
 const outRoot = path.resolve(process.argv[2] ?? 'outputs');
-const problems = await checkOutputs(outRoot, registry.map((e) => e.name));
+const problems = await checkOutputs(
+  outRoot,
+  registry.map((e) => e.name),
+);
 if (chromiumAvailable()) {
   const page = await checkPage(path.join(outRoot, 'index.html'), path.join(outRoot, 'report-screenshot.png'));
-  console.log(`index.html: ${page.images} images, ${page.headings.length} sections, page ${page.pageWidth}px wide in a ${page.viewportWidth}px viewport`);
+  console.log(
+    `index.html: ${page.images} images, ${page.headings.length} sections, page ${page.pageWidth}px wide in a ${page.viewportWidth}px viewport`,
+  );
   if (page.images === 0) problems.push('index.html: no images');
   for (const b of page.broken) problems.push(`index.html: image ${b} did not load`);
   for (const o of page.overflowing) problems.push(`index.html: ${o} overflows the page`);

@@ -26,7 +26,8 @@ function parseFiniteNumber(flag: string, positive = false) {
 
 function parseSeed(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError(`--seed expects a whole number from 0 to 4294967295, found "${value}".`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new InvalidArgumentError(`--seed expects a whole number from 0 to 4294967295, found "${value}".`);
   return n;
 }
 
@@ -44,28 +45,42 @@ function makeOption(spec: FlagSpec): Option {
 }
 
 interface RunFlags {
-  epochs?: number; batchSize?: number; lr?: number; seed: number; backend: string; dataDir?: string;
-  out: string; profile: string; resume?: boolean;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  seed: number;
+  backend: string;
+  dataDir?: string;
+  out: string;
+  profile: string;
+  resume?: boolean;
   [flag: string]: unknown;
 }
 
 async function runCommand(names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void): Promise<number> {
   const known = registry.map((e) => e.name);
   const unknown = names.filter((n) => n !== 'all' && !known.includes(n));
-  if (unknown.length > 0) throw new UsageError(`unknown experiment ${unknown.map((u) => `"${u}"`).join(', ')}; choose from: ${known.join(', ')}, all`);
+  if (unknown.length > 0)
+    throw new UsageError(`unknown experiment ${unknown.map((u) => `"${u}"`).join(', ')}; choose from: ${known.join(', ')}, all`);
   const selected = orderByNeeds(names.includes('all') ? known : [...new Set(names)], registry);
   const entries = selected.map((n) => registry.find((e) => e.name === n)!);
 
   const overrides: Record<string, unknown> = { epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr };
-  for (const entry of registry) for (const spec of entry.flags ?? []) {
-    const key = flagKey(spec.flags);
-    if (flags[key] !== undefined) {
-      if (!entries.some((e) => e.flags?.some((f) => flagKey(f.flags) === key))) {
-        throw new UsageError(`${spec.flags.split(' ')[0]} belongs to ${registry.filter((e) => e.flags?.includes(spec)).map((e) => e.name).join(', ')}, which is not being run`);
+  for (const entry of registry)
+    for (const spec of entry.flags ?? []) {
+      const key = flagKey(spec.flags);
+      if (flags[key] !== undefined) {
+        if (!entries.some((e) => e.flags?.some((f) => flagKey(f.flags) === key))) {
+          throw new UsageError(
+            `${spec.flags.split(' ')[0]} belongs to ${registry
+              .filter((e) => e.flags?.includes(spec))
+              .map((e) => e.name)
+              .join(', ')}, which is not being run`,
+          );
+        }
+        overrides[key] = flags[key];
       }
-      overrides[key] = flags[key];
     }
-  }
 
   // Loaded only now, so `a2 list` and usage errors never pay for tfjs.
   const { initBackend } = await import('../tensor/index.js');
@@ -84,14 +99,27 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   const summary: { name: string; status: string; headline: string; seconds: number }[] = [];
   try {
     for (const entry of entries) {
-      if (controller.signal.aborted) { summary.push({ name: entry.name, status: 'skipped', headline: '', seconds: 0 }); continue; }
+      if (controller.signal.aborted) {
+        summary.push({ name: entry.name, status: 'skipped', headline: '', seconds: 0 });
+        continue;
+      }
       const started = performance.now();
       try {
         const experiment = await entry.load();
-        const result = await runExperiment(experiment, {
-          profile: flags.profile as 'full' | 'quick' | 'smoke', seed: flags.seed, outRoot: flags.out, dataDir: flags.dataDir,
-          resume: flags.resume, overrides, signal: controller.signal, log,
-        }, backend);
+        const result = await runExperiment(
+          experiment,
+          {
+            profile: flags.profile as 'full' | 'quick' | 'smoke',
+            seed: flags.seed,
+            outRoot: flags.out,
+            dataDir: flags.dataDir,
+            resume: flags.resume,
+            overrides,
+            signal: controller.signal,
+            log,
+          },
+          backend,
+        );
         const headline = experiment.headline?.(result.metrics) ?? '';
         summary.push({ name: entry.name, status: 'ok', headline, seconds: result.seconds });
         log(`[${entry.name}] done in ${result.seconds.toFixed(1)} s → ${result.dir}${headline ? ` (${headline})` : ''}`);
@@ -99,7 +127,12 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
         if (err instanceof UsageError) throw err;
         const message = err instanceof InputError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
         log(`[${entry.name}] FAILED: ${message}`);
-        summary.push({ name: entry.name, status: 'failed', headline: err instanceof Error ? err.message.split('\n')[0] : String(err), seconds: (performance.now() - started) / 1000 });
+        summary.push({
+          name: entry.name,
+          status: 'failed',
+          headline: err instanceof Error ? err.message.split('\n')[0] : String(err),
+          seconds: (performance.now() - started) / 1000,
+        });
       }
     }
   } finally {
@@ -112,7 +145,10 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   }
   if (names.includes('all') || entries.length > 1) {
     const { writeReport } = await import('../report/index.js');
-    const written = writeReport(flags.out, registry.map((e) => e.name));
+    const written = writeReport(
+      flags.out,
+      registry.map((e) => e.name),
+    );
     log(`report: ${written.join(', ')}`);
   }
   return summary.some((s) => s.status !== 'ok') ? 1 : 0;
@@ -124,79 +160,120 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
     .showHelpAfterError('(a2 --help lists the commands)')
     .exitOverride();
 
-  program.command('list').description('list the experiments').action(() => {
-    const width = Math.max(...registry.map((e) => e.name.length));
-    for (const e of registry) log(`${e.name.padEnd(width + 2)}${e.summary}`);
-    act(Promise.resolve(0));
-  });
+  program
+    .command('list')
+    .description('list the experiments')
+    .action(() => {
+      const width = Math.max(...registry.map((e) => e.name.length));
+      for (const e of registry) log(`${e.name.padEnd(width + 2)}${e.summary}`);
+      act(Promise.resolve(0));
+    });
 
-  const run = program.command('run')
+  const run = program
+    .command('run')
     .description('run experiments (or all) and write their outputs')
     .argument('<experiments...>', `experiment names or "all": ${registry.map((e) => e.name).join(', ')}`)
     .option('--epochs <n>', 'training epochs (where the experiment trains)', parsePositiveInt('--epochs'))
     .option('--batch-size <n>', 'minibatch size', parsePositiveInt('--batch-size'))
     .option('--lr <rate>', 'learning rate', parseFiniteNumber('--lr', true))
     .option('--seed <n>', 'seed for every random choice', parseSeed, 0)
-    .addOption(new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'))
+    .addOption(
+      new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    )
     .addOption(new Option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)'))
     .option('--out <dir>', 'outputs folder', 'outputs')
-    .addOption(new Option('--profile <name>', 'full = the assignment\'s settings; quick = minutes; smoke = seconds').choices(['full', 'quick', 'smoke']).default('full'))
+    .addOption(
+      new Option('--profile <name>', "full = the assignment's settings; quick = minutes; smoke = seconds")
+        .choices(['full', 'quick', 'smoke'])
+        .default('full'),
+    )
     .option('--resume', 'continue an interrupted run from its last checkpoint');
   const seen = new Set<string>();
-  for (const entry of registry) for (const spec of entry.flags ?? []) {
-    if (seen.has(spec.flags)) continue;
-    seen.add(spec.flags);
-    run.addOption(makeOption({ ...spec, description: `${spec.description} [${entry.name}]` }));
-  }
+  for (const entry of registry)
+    for (const spec of entry.flags ?? []) {
+      if (seen.has(spec.flags)) continue;
+      seen.add(spec.flags);
+      run.addOption(makeOption({ ...spec, description: `${spec.description} [${entry.name}]` }));
+    }
   run.action((names: string[], flags: RunFlags) => act(runCommand(names, flags, registry, log)));
 
   const data = program.command('data').description('fetch or verify the datasets');
-  data.command('fetch')
+  data
+    .command('fetch')
     .description('download the official archives and check their md5')
     .argument('[dataset]', 'mnist or cifar10 (default: both)')
     .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)')
-    .action((dataset: string | undefined, opts: { dataDir?: string }) => act((async () => {
-      const { DATASETS, fetchDataset, resolveDataDir } = await import('../data/index.js');
-      if (dataset !== undefined && !DATASETS.includes(dataset as never)) throw new UsageError(`unknown dataset "${dataset}"; choose from: ${DATASETS.join(', ')}`);
-      const dir = resolveDataDir(opts.dataDir);
-      let failed = false;
-      for (const name of dataset ? [dataset as (typeof DATASETS)[number]] : DATASETS) {
-        const problems = await fetchDataset(dir, name, log);
-        for (const p of problems) log(`${name}: ${p}`);
-        if (problems.length === 0) log(`${name}: ok in ${dir}`);
-        failed ||= problems.length > 0;
-      }
-      return failed ? 1 : 0;
-    })()));
-  data.command('verify')
+    .action((dataset: string | undefined, opts: { dataDir?: string }) =>
+      act(
+        (async () => {
+          const { DATASETS, fetchDataset, resolveDataDir } = await import('../data/index.js');
+          if (dataset !== undefined && !DATASETS.includes(dataset as never))
+            throw new UsageError(`unknown dataset "${dataset}"; choose from: ${DATASETS.join(', ')}`);
+          const dir = resolveDataDir(opts.dataDir);
+          let failed = false;
+          for (const name of dataset ? [dataset as (typeof DATASETS)[number]] : DATASETS) {
+            const problems = await fetchDataset(dir, name, log);
+            for (const p of problems) log(`${name}: ${p}`);
+            if (problems.length === 0) log(`${name}: ok in ${dir}`);
+            failed ||= problems.length > 0;
+          }
+          return failed ? 1 : 0;
+        })(),
+      ),
+    );
+  data
+    .command('verify')
     .description('check the md5 of every dataset file present')
     .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)')
-    .action((opts: { dataDir?: string }) => act((async () => {
-      const { DATASETS, verifyDataset, resolveDataDir } = await import('../data/index.js');
-      const dir = resolveDataDir(opts.dataDir);
-      let bad = 0;
-      for (const name of DATASETS) for (const check of verifyDataset(dir, name)) {
-        if (check.status !== 'ok') bad++;
-        log(`${check.status.padEnd(8)} ${check.name}${check.status === 'bad-md5' ? ` (md5 ${check.found}, expected ${check.expected})` : check.status === 'missing' ? ` (expected md5 ${check.expected})` : ''}`);
-      }
-      return bad > 0 ? 1 : 0;
-    })()));
+    .action((opts: { dataDir?: string }) =>
+      act(
+        (async () => {
+          const { DATASETS, verifyDataset, resolveDataDir } = await import('../data/index.js');
+          const dir = resolveDataDir(opts.dataDir);
+          let bad = 0;
+          for (const name of DATASETS)
+            for (const check of verifyDataset(dir, name)) {
+              if (check.status !== 'ok') bad++;
+              log(
+                `${check.status.padEnd(8)} ${check.name}${check.status === 'bad-md5' ? ` (md5 ${check.found}, expected ${check.expected})` : check.status === 'missing' ? ` (expected md5 ${check.expected})` : ''}`,
+              );
+            }
+          return bad > 0 ? 1 : 0;
+        })(),
+      ),
+    );
 
-  program.command('report')
+  program
+    .command('report')
     .description('write outputs/index.html and outputs/REPORT.md from what is in outputs/')
     .option('--out <dir>', 'outputs folder', 'outputs')
-    .action((opts: { out: string }) => act((async () => {
-      const { writeReport } = await import('../report/index.js');
-      log(`report: ${writeReport(opts.out, registry.map((e) => e.name)).join(', ')}`);
-      return 0;
-    })()));
+    .action((opts: { out: string }) =>
+      act(
+        (async () => {
+          const { writeReport } = await import('../report/index.js');
+          log(
+            `report: ${writeReport(
+              opts.out,
+              registry.map((e) => e.name),
+            ).join(', ')}`,
+          );
+          return 0;
+        })(),
+      ),
+    );
   return program;
 }
 
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[], registry: RegistryEntry[], log: (l: string) => void = (l) => console.log(l)): Promise<number> {
   let pending: Promise<number> | undefined;
-  const program = buildProgram(registry, (p) => { pending = p; }, log);
+  const program = buildProgram(
+    registry,
+    (p) => {
+      pending = p;
+    },
+    log,
+  );
   try {
     await program.parseAsync(argv);
     return pending === undefined ? 0 : await pending;

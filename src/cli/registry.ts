@@ -18,13 +18,16 @@ export interface RegistryEntry {
   needs?: string[];
   flags?: FlagSpec[];
   // Experiments are generic over their own config; the registry erases that type.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: the registry erases each experiment's config type
   load(): Promise<Experiment<any>>;
 }
 
 /** camelCase config key of a flag: '--far-slope <n>' → 'farSlope'. */
 export function flagKey(flags: string): string {
-  const long = flags.split(/[ ,]+/).find((f) => f.startsWith('--'))!.slice(2);
+  const long = flags
+    .split(/[ ,]+/)
+    .find((f) => f.startsWith('--'))!
+    .slice(2);
   return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 

@@ -22,7 +22,11 @@ export interface CifarSplit {
 /** Decodes records into NHWC pixels and labels, checking sizes and label range. */
 export function parseCifarBatch(bytes: Uint8Array, file: string, images: Uint8Array, labels: Uint8Array, offset: number): number {
   if (bytes.length % RECORD_BYTES !== 0 || bytes.length === 0) {
-    throw new InputError(file, `a whole number of ${RECORD_BYTES}-byte records (${RECORDS_PER_FILE * RECORD_BYTES} bytes)`, `${bytes.length} bytes`);
+    throw new InputError(
+      file,
+      `a whole number of ${RECORD_BYTES}-byte records (${RECORDS_PER_FILE * RECORD_BYTES} bytes)`,
+      `${bytes.length} bytes`,
+    );
   }
   const n = bytes.length / RECORD_BYTES;
   const plane = CIFAR_SIZE * CIFAR_SIZE;

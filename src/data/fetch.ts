@@ -18,17 +18,24 @@ interface Download {
 }
 
 // A2_MNIST_MIRROR puts another mirror first (a local copy, or the tests' loopback server).
-const MNIST_MIRRORS = [...(process.env.A2_MNIST_MIRROR ? [process.env.A2_MNIST_MIRROR] : []),
-  'https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/'];
+const MNIST_MIRRORS = [
+  ...(process.env.A2_MNIST_MIRROR ? [process.env.A2_MNIST_MIRROR] : []),
+  'https://ossci-datasets.s3.amazonaws.com/mnist/',
+  'http://yann.lecun.com/exdb/mnist/',
+];
 const DOWNLOADS: Record<DatasetName, Download[]> = {
   mnist: OFFICIAL_FILES.mnist.map((f) => ({
-    urls: MNIST_MIRRORS.map((m) => m + path.basename(f.name)), md5: f.md5, saveAs: f.name,
+    urls: MNIST_MIRRORS.map((m) => m + path.basename(f.name)),
+    md5: f.md5,
+    saveAs: f.name,
   })),
-  cifar10: [{
-    urls: ['https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'],
-    md5: 'c32a1d4ab5d03f1284b67883e8d87530',
-    saveAs: 'cifar-10-binary.tar.gz',
-  }],
+  cifar10: [
+    {
+      urls: ['https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'],
+      md5: 'c32a1d4ab5d03f1284b67883e8d87530',
+      saveAs: 'cifar-10-binary.tar.gz',
+    },
+  ],
 };
 
 /** Seconds without a byte before a download is given up: offline, say so instead of hanging. */
@@ -89,11 +96,16 @@ export async function fetchDataset(dataDir: string, dataset: DatasetName, log: (
         } catch (err) {
           rmSync(`${target}.part`, { force: true });
           const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-          failures.push(`${url}: ${(err as Error).name === 'AbortError' ? `no data for ${STALL_SECONDS}s` : (err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`);
+          failures.push(
+            `${url}: ${(err as Error).name === 'AbortError' ? `no data for ${STALL_SECONDS}s` : (err as Error).message}${cause ? ` (${cause.code ?? cause.message})` : ''}`,
+          );
           continue;
         }
         const found = md5(readFileSync(target));
-        if (found === d.md5) { done = true; break; }
+        if (found === d.md5) {
+          done = true;
+          break;
+        }
         rmSync(target);
         failures.push(`${url}: md5 ${found}, expected ${d.md5}`);
       }
@@ -107,7 +119,9 @@ export async function fetchDataset(dataDir: string, dataset: DatasetName, log: (
   }
   if (problems.length > 0) {
     const dir = dataset === 'mnist' ? MNIST_DIR : CIFAR_DIR;
-    log(`Place the official files by hand in ${path.join(dataDir, dir)}/ (names and md5s: a2 data verify), or point --data-dir / A2_DATA_DIR at a folder that has them.`);
+    log(
+      `Place the official files by hand in ${path.join(dataDir, dir)}/ (names and md5s: a2 data verify), or point --data-dir / A2_DATA_DIR at a folder that has them.`,
+    );
   }
   return problems;
 }

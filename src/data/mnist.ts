@@ -29,7 +29,8 @@ function locate(dataDir: string, stem: string): string {
 }
 
 export function parseIdxImages(bytes: Uint8Array, file: string): { pixels: Uint8Array; count: number } {
-  if (bytes.length < IMAGE_HEADER_BYTES) throw new InputError(file, `an IDX image header of ${IMAGE_HEADER_BYTES} bytes`, `${bytes.length} bytes`);
+  if (bytes.length < IMAGE_HEADER_BYTES)
+    throw new InputError(file, `an IDX image header of ${IMAGE_HEADER_BYTES} bytes`, `${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0);
   if (magic !== IMAGES_MAGIC) throw new InputError(file, `IDX image magic ${IMAGES_MAGIC}`, `${magic}`);
@@ -38,17 +39,20 @@ export function parseIdxImages(bytes: Uint8Array, file: string): { pixels: Uint8
   const cols = view.getUint32(12);
   if (rows !== MNIST_HEIGHT || cols !== MNIST_WIDTH) throw new InputError(file, `${MNIST_HEIGHT}×${MNIST_WIDTH} images`, `${rows}×${cols}`);
   const expected = IMAGE_HEADER_BYTES + count * MNIST_PIXELS;
-  if (bytes.length !== expected) throw new InputError(file, `${expected} bytes for ${count} images`, `${bytes.length} bytes (truncated or padded)`);
+  if (bytes.length !== expected)
+    throw new InputError(file, `${expected} bytes for ${count} images`, `${bytes.length} bytes (truncated or padded)`);
   return { pixels: bytes.subarray(IMAGE_HEADER_BYTES), count };
 }
 
 export function parseIdxLabels(bytes: Uint8Array, file: string): Uint8Array {
-  if (bytes.length < LABEL_HEADER_BYTES) throw new InputError(file, `an IDX label header of ${LABEL_HEADER_BYTES} bytes`, `${bytes.length} bytes`);
+  if (bytes.length < LABEL_HEADER_BYTES)
+    throw new InputError(file, `an IDX label header of ${LABEL_HEADER_BYTES} bytes`, `${bytes.length} bytes`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const magic = view.getUint32(0);
   if (magic !== LABELS_MAGIC) throw new InputError(file, `IDX label magic ${LABELS_MAGIC}`, `${magic}`);
   const count = view.getUint32(4);
-  if (bytes.length !== LABEL_HEADER_BYTES + count) throw new InputError(file, `${LABEL_HEADER_BYTES + count} bytes for ${count} labels`, `${bytes.length} bytes`);
+  if (bytes.length !== LABEL_HEADER_BYTES + count)
+    throw new InputError(file, `${LABEL_HEADER_BYTES + count} bytes for ${count} labels`, `${bytes.length} bytes`);
   const labels = bytes.subarray(LABEL_HEADER_BYTES);
   const bad = labels.findIndex((l) => l > 9);
   if (bad >= 0) throw new InputError(file, 'labels 0–9', `${labels[bad]} at index ${bad}`);

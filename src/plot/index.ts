@@ -43,15 +43,18 @@ export interface GridOptions {
 
 function drawPixels(ctx: SKRSContext2D, img: PixelImage, x: number, y: number, side: number): void {
   const scale = Math.max(1, Math.floor(side / Math.max(img.width, img.height)));
-  const w = img.width * scale, h = img.height * scale;
-  const ox = x + Math.floor((side - w) / 2), oy = y + Math.floor((side - h) / 2);
+  const w = img.width * scale,
+    h = img.height * scale;
+  const ox = x + Math.floor((side - w) / 2),
+    oy = y + Math.floor((side - h) / 2);
   const toByte = img.pixels instanceof Uint8Array ? (v: number) => v : (v: number) => Math.round(Math.min(1, Math.max(0, v)) * 255);
   for (let r = 0; r < img.height; r++) {
     for (let c = 0; c < img.width; c++) {
       const at = (r * img.width + c) * img.channels;
-      const [red, green, blue] = img.channels === 1
-        ? [toByte(img.pixels[at]), toByte(img.pixels[at]), toByte(img.pixels[at])]
-        : [toByte(img.pixels[at]), toByte(img.pixels[at + 1]), toByte(img.pixels[at + 2])];
+      const [red, green, blue] =
+        img.channels === 1
+          ? [toByte(img.pixels[at]), toByte(img.pixels[at]), toByte(img.pixels[at])]
+          : [toByte(img.pixels[at]), toByte(img.pixels[at + 1]), toByte(img.pixels[at + 2])];
       ctx.fillStyle = `rgb(${red},${green},${blue})`;
       ctx.fillRect(ox + c * scale, oy + r * scale, scale, scale);
     }
@@ -61,7 +64,10 @@ function drawPixels(ctx: SKRSContext2D, img: PixelImage, x: number, y: number, s
 /** Lays panels out in rows with titles, optional row labels and a figure title; returns PNG bytes. */
 export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Promise<Buffer> {
   const cell = options.cell ?? 140;
-  const pad = 10, titleH = 22, labelW = options.rowLabels ? 90 : 0, headH = options.title ? 34 : 0;
+  const pad = 10,
+    titleH = 22,
+    labelW = options.rowLabels ? 90 : 0,
+    headH = options.title ? 34 : 0;
   const cols = Math.max(...rows.map((r) => r.length));
   const width = labelW + cols * (cell + pad) + pad;
   const height = headH + rows.length * (cell + titleH + pad) + pad;
@@ -108,8 +114,16 @@ export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Pro
 
 /** A line chart of named series over a shared x; the usual shape of a2's loss and accuracy plots. */
 export function lineChart(opts: {
-  title: string; x: string; y: string; rows: Record<string, number | string>[]; series: string;
-  logX?: boolean; logY?: boolean; width?: number; height?: number; points?: boolean;
+  title: string;
+  x: string;
+  y: string;
+  rows: Record<string, number | string>[];
+  series: string;
+  logX?: boolean;
+  logY?: boolean;
+  width?: number;
+  height?: number;
+  points?: boolean;
 }): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -138,7 +152,10 @@ export function barChart(opts: { title: string; rows: { label: string; value: nu
     data: { values: opts.rows },
     layer: [
       { mark: { type: 'bar' }, encoding: { y, x } },
-      { mark: { type: 'text', align: 'left', dx: 3 }, encoding: { y, x, text: { field: 'value', type: 'quantitative', format: opts.format ?? '.2%' } } },
+      {
+        mark: { type: 'text', align: 'left', dx: 3 },
+        encoding: { y, x, text: { field: 'value', type: 'quantitative', format: opts.format ?? '.2%' } },
+      },
     ],
   } as TopLevelSpec;
 }
@@ -149,8 +166,10 @@ export function tableImage(headers: string[], rows: string[][], title?: string):
   const probe = createCanvas(10, 10).getContext('2d');
   probe.font = font;
   const widths = headers.map((h, c) => Math.max(...[h, ...rows.map((r) => r[c] ?? '')].map((t) => probe.measureText(t).width)) + 16);
-  const rowH = 24, headH = title ? 30 : 0;
-  const width = widths.reduce((a, b) => a + b, 0) + 2, height = headH + rowH * (rows.length + 1) + 2;
+  const rowH = 24,
+    headH = title ? 30 : 0;
+  const width = widths.reduce((a, b) => a + b, 0) + 2,
+    height = headH + rowH * (rows.length + 1) + 2;
   const canvas = createCanvas(width * PIXEL_RATIO, height * PIXEL_RATIO);
   const ctx = canvas.getContext('2d');
   ctx.scale(PIXEL_RATIO, PIXEL_RATIO);
@@ -165,7 +184,10 @@ export function tableImage(headers: string[], rows: string[][], title?: string):
   for (let r = 0; r <= rows.length; r++) {
     const cells = r === 0 ? headers : rows[r - 1];
     const y = headH + r * rowH + 1;
-    if (r === 0) { ctx.fillStyle = '#e8eef6'; ctx.fillRect(1, y, width - 2, rowH); }
+    if (r === 0) {
+      ctx.fillStyle = '#e8eef6';
+      ctx.fillRect(1, y, width - 2, rowH);
+    }
     ctx.font = r === 0 ? `bold ${font}` : font;
     ctx.fillStyle = 'black';
     let x = 1;
@@ -181,5 +203,5 @@ export function tableImage(headers: string[], rows: string[][], title?: string):
 /** The same table as GitHub Markdown. */
 export function markdownTable(headers: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+  return `${[line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n')}\n`;
 }

@@ -20,55 +20,106 @@ const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(2)}%` 
 
 const autoencoderAnswer = (m: Json) => {
   const lambdas = (m.lambdas ?? {}) as Record<string, { finalTestL1: number; activeLatents?: number }>;
-  return `${m.epochs} epochs, batch ${m.batchSize}, Adam lr ${m.lr}, ${m.trainImages ?? '?'} training images.\n\n| λ | final test L1 | active latent units |\n| --- | --- | --- |\n` +
-    Object.entries(lambdas).map(([l, r]) => `| ${l} | ${num(r.finalTestL1)} | ${r.activeLatents ?? 'n/a'} |`).join('\n');
+  return (
+    `${m.epochs} epochs, batch ${m.batchSize}, Adam lr ${m.lr}, ${m.trainImages ?? '?'} training images.\n\n| λ | final test L1 | active latent units |\n| --- | --- | --- |\n` +
+    Object.entries(lambdas)
+      .map(([l, r]) => `| ${l} | ${num(r.finalTestL1)} | ${r.activeLatents ?? 'n/a'} |`)
+      .join('\n')
+  );
 };
 
 const SECTIONS: Section[] = [
   {
-    question: 'Q1 — Optimisation: gradient descent and Adam on the bump', experiment: 'q1-adam',
+    question: 'Q1 — Optimisation: gradient descent and Adam on the bump',
+    experiment: 'q1-adam',
     figures: ['q11-gd-trajectory', 'q11-gd-curve', 'q12-threshold', 'q13-moments', 'q14-relu', 'q14-sigmoid', 'q14-abs'],
     answer: (m) => {
-      const gd = m.gd as Json, h = m.adamMaxH as Json;
-      return `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${Array.isArray(gd.cycle) && gd.cycle.length ? ` between x = ${(gd.cycle as number[]).map((x) => x.toFixed(4)).join(' and ')}` : ''}.\n` +
-        `- **Q1.2** the largest bump Adam escapes (α = 0.3, ε = 0): **h = ${num(h.rounded, 2)}** (bisection: ${num(h.exact, 6)}; escapes at ${num(h.escapesAt, 6)}, fails at ${num(h.failsAt, 6)}).`;
+      const gd = m.gd as Json,
+        h = m.adamMaxH as Json;
+      return (
+        `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${Array.isArray(gd.cycle) && gd.cycle.length ? ` between x = ${(gd.cycle as number[]).map((x) => x.toFixed(4)).join(' and ')}` : ''}.\n` +
+        `- **Q1.2** the largest bump Adam escapes (α = 0.3, ε = 0): **h = ${num(h.rounded, 2)}** (bisection: ${num(h.exact, 6)}; escapes at ${num(h.escapesAt, 6)}, fails at ${num(h.failsAt, 6)}).`
+      );
     },
   },
-  { question: 'Q2.1 — Fully connected autoencoder', experiment: 'q2-fc-ae', figures: ['figure', 'loss', 'reconstructions'], answer: autoencoderAnswer },
-  { question: 'Q2.2 — Convolutional autoencoder (Figure 3)', experiment: 'q2-conv-ae', figures: ['figure', 'loss', 'reconstructions'], answer: autoencoderAnswer },
   {
-    question: 'Q3 — Common features: the mean latent decoded', experiment: 'q3-mean-latent', figures: ['mean-latent', 'class-means', 'latent-2d'],
-    answer: (m) => Object.entries((m.lambdas ?? {}) as Record<string, { mu: number[] }>)
-      .map(([l, r]) => `- λ = ${l}: μ = [${r.mu.slice(0, 8).map((v) => v.toFixed(3)).join(', ')}${r.mu.length > 8 ? ', …' : ''}]`).join('\n'),
+    question: 'Q2.1 — Fully connected autoencoder',
+    experiment: 'q2-fc-ae',
+    figures: ['figure', 'loss', 'reconstructions'],
+    answer: autoencoderAnswer,
   },
   {
-    question: 'Q4 — Understanding PyTorch: six ops by library and by hand', experiment: 'q4-ops', figures: [],
+    question: 'Q2.2 — Convolutional autoencoder (Figure 3)',
+    experiment: 'q2-conv-ae',
+    figures: ['figure', 'loss', 'reconstructions'],
+    answer: autoencoderAnswer,
+  },
+  {
+    question: 'Q3 — Common features: the mean latent decoded',
+    experiment: 'q3-mean-latent',
+    figures: ['mean-latent', 'class-means', 'latent-2d'],
+    answer: (m) =>
+      Object.entries((m.lambdas ?? {}) as Record<string, { mu: number[] }>)
+        .map(
+          ([l, r]) =>
+            `- λ = ${l}: μ = [${r.mu
+              .slice(0, 8)
+              .map((v) => v.toFixed(3))
+              .join(', ')}${r.mu.length > 8 ? ', …' : ''}]`,
+        )
+        .join('\n'),
+  },
+  {
+    question: 'Q4 — Understanding PyTorch: six ops by library and by hand',
+    experiment: 'q4-ops',
+    figures: [],
     answer: (m) => {
       const ops = (m.ops ?? {}) as Record<string, { shape: number[]; maxAbsDiff: number }>;
-      return `Inputs: ${JSON.stringify(m.inputs)}.\n\n| op | output shape | max |tfjs − by hand| |\n| --- | --- | --- |\n` +
-        Object.entries(ops).map(([op, r]) => `| ${op} | (${r.shape.join(', ')}) | ${r.maxAbsDiff.toExponential(2)} |`).join('\n') +
-        '\n\nEvery output is saved as `tfjs_<op>_out.pt` and `my_<op>_out.pt` in the run folder.';
+      return (
+        `Inputs: ${JSON.stringify(m.inputs)}.\n\n| op | output shape | max |tfjs − by hand| |\n| --- | --- | --- |\n` +
+        Object.entries(ops)
+          .map(([op, r]) => `| ${op} | (${r.shape.join(', ')}) | ${r.maxAbsDiff.toExponential(2)} |`)
+          .join('\n') +
+        '\n\nEvery output is saved as `tfjs_<op>_out.pt` and `my_<op>_out.pt` in the run folder.'
+      );
     },
   },
   {
-    question: 'Q5.1 — CIFAR-10 from scratch', experiment: 'q5-cifar', figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
-    answer: (m) => `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, ${(m.epochs as unknown[]).length} epochs on ${m.trainImages ?? 'all'} training images, wall time ${num(m.wallSeconds, 0)} s.`,
+    question: 'Q5.1 — CIFAR-10 from scratch',
+    experiment: 'q5-cifar',
+    figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
+    answer: (m) =>
+      `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, ${(m.epochs as unknown[]).length} epochs on ${m.trainImages ?? 'all'} training images, wall time ${num(m.wallSeconds, 0)} s.`,
   },
   {
-    question: 'Q5.2 — Accuracy against the number of training images', experiment: 'q5-subsets', figures: ['subsets'],
+    question: 'Q5.2 — Accuracy against the number of training images',
+    experiment: 'q5-subsets',
+    figures: ['subsets'],
     answer: (m) => {
       const subsets = (m.subsets ?? []) as { perClass: number; images: number; trainAcc: number; testAcc: number; hyper: Json }[];
-      return `| per class | images | train acc | test acc | lr | weight decay | epochs |\n| --- | --- | --- | --- | --- | --- | --- |\n` +
-        subsets.map((s) => `| ${s.perClass} | ${s.images} | ${pct(s.trainAcc)} | ${pct(s.testAcc)} | ${s.hyper.lr} | ${s.hyper.weightDecay} | ${s.hyper.epochs} |`).join('\n') +
-        `\n\nEach size's lr and weight decay were chosen on ${m.validationImages} validation images outside every subset (every trial: \`q5-subsets/tuning.md\`); the last row is q5-cifar's run.`;
+      return (
+        `| per class | images | train acc | test acc | lr | weight decay | epochs |\n| --- | --- | --- | --- | --- | --- | --- |\n` +
+        subsets
+          .map(
+            (s) =>
+              `| ${s.perClass} | ${s.images} | ${pct(s.trainAcc)} | ${pct(s.testAcc)} | ${s.hyper.lr} | ${s.hyper.weightDecay} | ${s.hyper.epochs} |`,
+          )
+          .join('\n') +
+        `\n\nEach size's lr and weight decay were chosen on ${m.validationImages} validation images outside every subset (every trial: \`q5-subsets/tuning.md\`); the last row is q5-cifar's run.`
+      );
     },
   },
   {
-    question: 'Q5 — What each part of the recipe contributes (ablations)', experiment: 'q5-ablations', figures: ['ablations'],
-    answer: (_m, dir) => (existsSync(path.join(dir, 'ablations.md')) ? embedMarkdown(readFileSync(path.join(dir, 'ablations.md'), 'utf8')) : ''),
+    question: 'Q5 — What each part of the recipe contributes (ablations)',
+    experiment: 'q5-ablations',
+    figures: ['ablations'],
+    answer: (_m, dir) =>
+      existsSync(path.join(dir, 'ablations.md')) ? embedMarkdown(readFileSync(path.join(dir, 'ablations.md'), 'utf8')) : '',
   },
   {
-    question: 'Q6 — Receptive fields', experiment: 'q6-rf', figures: ['table'],
+    question: 'Q6 — Receptive fields',
+    experiment: 'q6-rf',
+    figures: ['table'],
     answer: (_m, dir) => (existsSync(path.join(dir, 'table.md')) ? embedMarkdown(readFileSync(path.join(dir, 'table.md'), 'utf8')) : ''),
   },
 ];
@@ -78,7 +129,15 @@ function embedMarkdown(md: string): string {
   return md.replace(/^# .*\n/, '').replace(/^(#{2,4}) /gm, '$1## ');
 }
 
-interface Manifest { backend?: { name: string }; seed?: number; profile?: string; durationSeconds?: number; packages?: Record<string, string>; gitCommit?: string | null; startedAt?: string }
+interface Manifest {
+  backend?: { name: string };
+  seed?: number;
+  profile?: string;
+  durationSeconds?: number;
+  packages?: Record<string, string>;
+  gitCommit?: string | null;
+  startedAt?: string;
+}
 
 function sectionMarkdown(s: Section, outRoot: string, imageRef: (file: string) => string): string {
   const dir = path.join(outRoot, s.experiment);
@@ -88,17 +147,22 @@ function sectionMarkdown(s: Section, outRoot: string, imageRef: (file: string) =
     return lines.join('\n');
   }
   const metrics = JSON.parse(readFileSync(path.join(dir, 'metrics.json'), 'utf8')) as Json;
-  const manifest = existsSync(path.join(dir, 'run.json')) ? JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as Manifest : {};
+  const manifest = existsSync(path.join(dir, 'run.json')) ? (JSON.parse(readFileSync(path.join(dir, 'run.json'), 'utf8')) as Manifest) : {};
   lines.push(s.answer(metrics, dir), '');
-  const pngs = readdirSync(dir).filter((f) => f.endsWith('.png')).map((f) => f.slice(0, -4));
+  const pngs = readdirSync(dir)
+    .filter((f) => f.endsWith('.png'))
+    .map((f) => f.slice(0, -4));
   const ordered = [...s.figures.filter((f) => pngs.includes(f)), ...pngs.filter((f) => !s.figures.includes(f)).sort()];
   for (const fig of ordered) lines.push(`![${s.experiment}/${fig}](${imageRef(path.join(dir, `${fig}.png`))})`, '');
   if (existsSync(path.join(dir, 'observations.md'))) {
     lines.push('### Observations', embedMarkdown(readFileSync(path.join(dir, 'observations.md'), 'utf8')), '');
   }
-  lines.push(`<small>run: profile ${manifest.profile ?? '?'}, seed ${manifest.seed ?? '?'}, backend ${manifest.backend?.name ?? '?'}, ` +
-    `${num(manifest.durationSeconds, 1)} s, started ${manifest.startedAt ?? '?'}, commit ${manifest.gitCommit ?? 'unknown'}, ` +
-    `tfjs ${manifest.packages?.['@tensorflow/tfjs'] ?? '?'}, node ${manifest.packages?.node ?? '?'}</small>`, '');
+  lines.push(
+    `<small>run: profile ${manifest.profile ?? '?'}, seed ${manifest.seed ?? '?'}, backend ${manifest.backend?.name ?? '?'}, ` +
+      `${num(manifest.durationSeconds, 1)} s, started ${manifest.startedAt ?? '?'}, commit ${manifest.gitCommit ?? 'unknown'}, ` +
+      `tfjs ${manifest.packages?.['@tensorflow/tfjs'] ?? '?'}, node ${manifest.packages?.node ?? '?'}</small>`,
+    '',
+  );
   return lines.join('\n');
 }
 
@@ -111,11 +175,13 @@ small{color:#666;display:block;overflow-wrap:anywhere}`;
 /** Writes index.html and REPORT.md into outRoot; returns their paths. */
 export function writeReport(outRoot: string, experiments: string[]): string[] {
   const sections = SECTIONS.filter((s) => experiments.includes(s.experiment));
-  const header = '# CS5242 Assignment 2, reproduced by a2\n\nEvery number and figure below was produced by `npx a2 run …` from the real datasets; each section ends with its run manifest.\n';
+  const header =
+    '# CS5242 Assignment 2, reproduced by a2\n\nEvery number and figure below was produced by `npx a2 run …` from the real datasets; each section ends with its run manifest.\n';
   const md = [header, ...sections.map((s) => sectionMarkdown(s, outRoot, (file) => path.relative(outRoot, file)))].join('\n');
   const inline = (file: string) => `data:image/png;base64,${readFileSync(file).toString('base64')}`;
   const body = marked.parse([header, ...sections.map((s) => sectionMarkdown(s, outRoot, inline))].join('\n'), { async: false }) as string;
-  const html = `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+  const html =
+    `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
     `<title>a2 — CS5242 Assignment 2</title><style>${STYLE}</style></head><body>\n${body}\n</body></html>\n`;
   const htmlFile = path.join(outRoot, 'index.html');
   const mdFile = path.join(outRoot, 'REPORT.md');

@@ -7,7 +7,12 @@ import { tf } from '../tensor/index.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
 import { loadModel, saveModel } from './models.js';
 
-interface TensorEntry { name: string; shape: number[]; offset: number; length: number }
+interface TensorEntry {
+  name: string;
+  shape: number[];
+  offset: number;
+  length: number;
+}
 
 export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer, state: object): Promise<void> {
   await saveModel(model, path.join(dir, 'model'));
@@ -22,7 +27,10 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimiz
     offset += values.length;
   }
   const all = new Float32Array(offset);
-  chunks.reduce((at, c) => { all.set(c, at); return at + c.length; }, 0);
+  chunks.reduce((at, c) => {
+    all.set(c, at);
+    return at + c.length;
+  }, 0);
   writeAtomic(path.join(dir, 'optimizer.bin'), new Uint8Array(all.buffer));
   writeJsonAtomic(path.join(dir, 'optimizer.json'), entries);
   writeJsonAtomic(path.join(dir, 'state.json'), state);
@@ -40,7 +48,9 @@ export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel, opti
   const entries = JSON.parse(readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as TensorEntry[];
   const bin = readFileSync(path.join(dir, 'optimizer.bin'));
   const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
-  await optimizer.setWeights(entries.map((e) => ({ name: e.name, tensor: tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape) })));
+  await optimizer.setWeights(
+    entries.map((e) => ({ name: e.name, tensor: tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape) })),
+  );
   return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as S;
 }
 
@@ -53,6 +63,9 @@ export function finishedParts<T>(dir: string, resume: boolean): { done(key: stri
   const parts: Record<string, T> = resume && existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, T>) : {};
   return {
     done: (key) => parts[key],
-    record: (key, result) => { parts[key] = result; writeJsonAtomic(file, parts); },
+    record: (key, result) => {
+      parts[key] = result;
+      writeJsonAtomic(file, parts);
+    },
   };
 }

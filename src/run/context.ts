@@ -27,7 +27,13 @@ export interface RunOptions {
 }
 
 /** The parts of another experiment's run.json a dependent run checks. */
-export interface LandedRun { profile: string; seed: number; config: object; startedAt: string; gitCommit: string | null }
+export interface LandedRun {
+  profile: string;
+  seed: number;
+  config: object;
+  startedAt: string;
+  gitCommit: string | null;
+}
 
 /** A question's experiment: defaults in one typed object, presets per profile, and run. */
 export interface Experiment<C extends object = object> {
@@ -75,8 +81,12 @@ export class RunContext {
     mkdirSync(this.dir, { recursive: true });
   }
 
-  get seed(): number { return this.options.seed; }
-  get signal(): AbortSignal | undefined { return this.options.signal; }
+  get seed(): number {
+    return this.options.seed;
+  }
+  get signal(): AbortSignal | undefined {
+    return this.options.signal;
+  }
 
   log(line: string): void {
     (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(`[${this.experiment}] ${line}`);
@@ -91,11 +101,19 @@ export class RunContext {
     if (this.signal?.aborted) throw new Error('interrupted');
   }
 
-  path(rel: string): string { return path.join(this.dir, rel); }
+  path(rel: string): string {
+    return path.join(this.dir, rel);
+  }
 
-  writeText(rel: string, text: string): void { writeAtomic(this.path(rel), text); }
-  writeBytes(rel: string, bytes: Uint8Array): void { writeAtomic(this.path(rel), bytes); }
-  writeJson(rel: string, value: unknown): void { writeJsonAtomic(this.path(rel), value); }
+  writeText(rel: string, text: string): void {
+    writeAtomic(this.path(rel), text);
+  }
+  writeBytes(rel: string, bytes: Uint8Array): void {
+    writeAtomic(this.path(rel), bytes);
+  }
+  writeJson(rel: string, value: unknown): void {
+    writeJsonAtomic(this.path(rel), value);
+  }
 
   /** Writes <rel>.png and its spec with data as <rel>.vl.json. */
   async writeFigure(rel: string, spec: TopLevelSpec): Promise<Buffer> {
@@ -120,11 +138,16 @@ export class RunContext {
     const manifest = path.join(dir, 'run.json');
     const existing = existsSync(manifest) ? readJson<LandedRun>(manifest) : undefined;
     if (!existing || !usable(existing)) {
-      this.log(`outputs/${exp.name} ${existing ? 'was run with other settings' : 'is missing'}; running ${exp.name} first (profile ${this.options.profile})`);
+      this.log(
+        `outputs/${exp.name} ${existing ? 'was run with other settings' : 'is missing'}; running ${exp.name} first (profile ${this.options.profile})`,
+      );
       await runExperiment(exp, { ...this.options, resume: false }, this.backend);
     }
     const run = readJson<LandedRun>(manifest);
-    this.manifestExtras.builtOn = { ...(this.manifestExtras.builtOn as object | undefined), [exp.name]: { startedAt: run.startedAt, gitCommit: run.gitCommit } };
+    this.manifestExtras.builtOn = {
+      ...(this.manifestExtras.builtOn as object | undefined),
+      [exp.name]: { startedAt: run.startedAt, gitCommit: run.gitCommit },
+    };
     return { dir, run };
   }
 
@@ -137,7 +160,12 @@ export class RunContext {
       profile: this.options.profile,
       seed: this.options.seed,
       config: this.config,
-      backend: { name: this.backend.name, tfjsBackend: this.backend.tfjsBackend, kernels: this.backend.kernels, notices: this.backend.notices },
+      backend: {
+        name: this.backend.name,
+        tfjsBackend: this.backend.tfjsBackend,
+        kernels: this.backend.kernels,
+        notices: this.backend.notices,
+      },
       packages: packageVersions(),
       gitCommit: this.commit,
       dataFiles: this.dataFiles.map((f) => ({ ...f, path: path.relative(process.cwd(), f.path) || f.path })),
@@ -161,7 +189,9 @@ export class RunContext {
 
 /** Seeds, builds the context, runs, and lands or abandons the outputs. */
 export async function runExperiment<C extends object>(
-  exp: Experiment<C>, options: RunOptions, backend: BackendInfo,
+  exp: Experiment<C>,
+  options: RunOptions,
+  backend: BackendInfo,
 ): Promise<{ metrics: object; dir: string; seconds: number }> {
   const config = resolveConfig(exp, options.profile, options.overrides);
   seedEverything(options.seed);

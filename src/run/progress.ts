@@ -13,10 +13,15 @@ export function epochProgress(label: string, totalImages: number, log: (line: st
   let done = 0;
   const interactive = process.stderr.isTTY === true && process.env.CI === undefined;
   const bar = interactive
-    ? new cliProgress.SingleBar({
-      format: `${label} {bar} {percentage}% | loss {loss} | {rate} img/s | ETA {eta_formatted}`,
-      hideCursor: true, clearOnComplete: true, stream: process.stderr,
-    }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        {
+          format: `${label} {bar} {percentage}% | loss {loss} | {rate} img/s | ETA {eta_formatted}`,
+          hideCursor: true,
+          clearOnComplete: true,
+          stream: process.stderr,
+        },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   bar?.start(totalImages, 0, { loss: '-', rate: '-' });
   return {

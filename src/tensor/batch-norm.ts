@@ -11,10 +11,19 @@ export const BATCH_NORM_TRAIN_GRAD = 'A2BatchNormTrainGrad';
 const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 
 /** y = (x − mean)/√(var + ε)·γ + β with the batch's own mean and (biased) variance, and those statistics. */
-export function batchNormTraining(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon: number): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+export function batchNormTraining(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   if (!hasKernel(BATCH_NORM_TRAIN) || !hasKernel(BATCH_NORM_TRAIN_GRAD)) {
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    return { y: tf.batchNorm(x, mean, variance, beta, gamma, epsilon) as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+    return {
+      y: tf.batchNorm(x, mean, variance, beta, gamma, epsilon) as tf.Tensor4D,
+      mean: mean as tf.Tensor1D,
+      variance: variance as tf.Tensor1D,
+    };
   }
   let stats: tf.Tensor[] = [];
   // customGrad passes the inputs, then the save function, in one rest list.
@@ -27,8 +36,13 @@ export function batchNormTraining(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.T
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
         const [savedX, savedScale, savedShift, savedMean, savedVariance] = saved;
-        return tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD,
-          { x: savedX, scale: savedScale, offset: savedShift, dy: dy as tf.Tensor, mean: savedMean, variance: savedVariance }, { epsilon }) as tf.Tensor[];
+        return tf
+          .engine()
+          .runKernel(
+            BATCH_NORM_TRAIN_GRAD,
+            { x: savedX, scale: savedScale, offset: savedShift, dy: dy as tf.Tensor, mean: savedMean, variance: savedVariance },
+            { epsilon },
+          ) as tf.Tensor[];
       },
     };
   });
@@ -36,7 +50,11 @@ export function batchNormTraining(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.T
   return { y, mean: stats[0] as tf.Tensor1D, variance: stats[1] as tf.Tensor1D };
 }
 
-interface BatchNormArgs { momentum?: number; epsilon?: number; name?: string }
+interface BatchNormArgs {
+  momentum?: number;
+  epsilon?: number;
+  name?: string;
+}
 
 /**
  * A channels-last BatchNormalization layer (4-D inputs) with tfjs-layers' semantics: γ, β,
@@ -70,15 +88,17 @@ export class BatchNorm extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }): tf.Tensor {
     const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-    const gamma = this.gamma.read() as tf.Tensor1D, beta = this.beta.read() as tf.Tensor1D;
+    const gamma = this.gamma.read() as tf.Tensor1D,
+      beta = this.beta.read() as tf.Tensor1D;
     if (!kwargs.training) {
       return tf.batchNorm(x, this.movingMean.read() as tf.Tensor1D, this.movingVariance.read() as tf.Tensor1D, beta, gamma, this.epsilon);
     }
     const { y, mean, variance } = batchNormTraining(x, gamma, beta, this.epsilon);
-    const update = (v: tf.LayerVariable, value: tf.Tensor) => tf.tidy(() => {
-      const old = v.read();
-      v.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - this.momentum)));
-    });
+    const update = (v: tf.LayerVariable, value: tf.Tensor) =>
+      tf.tidy(() => {
+        const old = v.read();
+        v.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - this.momentum)));
+      });
     update(this.movingMean, mean);
     update(this.movingVariance, variance);
     tf.dispose([mean, variance]);

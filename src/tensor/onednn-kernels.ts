@@ -11,7 +11,14 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { callKernel, release, setWasmKernel } from './wasm-kernels.js';
 
-interface Geometry { x: number[]; filter: number[]; y: number[]; strides: number[]; dilations: number[]; pads: number[] }
+interface Geometry {
+  x: number[];
+  filter: number[];
+  y: number[];
+  strides: number[];
+  dilations: number[];
+  pads: number[];
+}
 interface OneDnn {
   conv(kind: 'forward' | 'backwardData' | 'backwardWeights', g: Geometry, x: Float32Array, w: Float32Array, y: Float32Array): string;
   version: string;
@@ -21,7 +28,8 @@ const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../
 
 export function loadOneDnn(): { addon?: OneDnn; notice?: string } {
   if (process.env.A2_ONEDNN === '0') return { notice: 'oneDNN convolutions disabled by A2_ONEDNN=0' };
-  if (!existsSync(ADDON)) return { notice: 'oneDNN addon not built (needs libdnnl-dev; npm run build:native): wasm uses its composite conv kernels' };
+  if (!existsSync(ADDON))
+    return { notice: 'oneDNN addon not built (needs libdnnl-dev; npm run build:native): wasm uses its composite conv kernels' };
   try {
     return { addon: createRequire(import.meta.url)(ADDON) as OneDnn };
   } catch (err) {
@@ -30,17 +38,32 @@ export function loadOneDnn(): { addon?: OneDnn; notice?: string } {
 }
 
 type ConvAttrs = {
-  strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
-  dilations?: [number, number] | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  strides: [number, number] | number;
+  pad: 'same' | 'valid' | number;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
 };
 
 function geometryOf(xShape: number[], filterShape: number[], a: ConvAttrs): Geometry {
-  const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
-    a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   const p = info.padInfo;
   return {
-    x: xShape, filter: filterShape, y: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
-    strides: [info.strideHeight, info.strideWidth], dilations: [info.dilationHeight, info.dilationWidth], pads: [p.top, p.left, p.bottom, p.right],
+    x: xShape,
+    filter: filterShape,
+    y: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+    strides: [info.strideHeight, info.strideWidth],
+    dilations: [info.dilationHeight, info.dilationWidth],
+    pads: [p.top, p.left, p.bottom, p.right],
   };
 }
 
@@ -48,8 +71,7 @@ const view = (backend: BackendWasm, t: TensorInfo) => backend.typedArrayFromHeap
 
 export function registerOneDnnKernels(addon: OneDnn): string[] {
   // Each falls back to the kernel it replaces (shipped, or a2's composite) for NCHW and odd cases.
-  const replace = (name: string, make: (previous: KernelFunc) => KernelFunc) =>
-    setWasmKernel(name, (previous) => make(previous!));
+  const replace = (name: string, make: (previous: KernelFunc) => KernelFunc) => setWasmKernel(name, (previous) => make(previous!));
 
   const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
@@ -72,8 +94,16 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const backend = args.backend as BackendWasm;
     // The epilogue stays in wasm's own kernels: a broadcast add and a ReLU.
     let out = forward(backend, x!, filter!, attrs);
-    if (bias) { const added = callKernel(backend, 'Add', { a: out, b: bias }, {}); release(backend, out); out = added; }
-    if (attrs.activation === 'relu') { const activated = callKernel(backend, 'Relu', { x: out }, {}); release(backend, out); out = activated; }
+    if (bias) {
+      const added = callKernel(backend, 'Add', { a: out, b: bias }, {});
+      release(backend, out);
+      out = added;
+    }
+    if (attrs.activation === 'relu') {
+      const activated = callKernel(backend, 'Relu', { x: out }, {});
+      release(backend, out);
+      out = activated;
+    }
     return out;
   });
 
@@ -103,7 +133,12 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
 
 interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, ...buffers: Float32Array[]): void;
-  maxPoolGrad(g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] }, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  maxPoolGrad(
+    g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
+    x: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+  ): void;
 }
 
 /** MaxPoolGrad through oneDNN (multi-threaded, vectorised) instead of a2's JS loop. */
@@ -114,15 +149,36 @@ export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
     const wasm = args.backend as BackendWasm;
     const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
     const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
-      filterSize: [number, number] | number; strides: [number, number] | number; pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      filterSize: [number, number] | number;
+      strides: [number, number] | number;
+      pad: 'same' | 'valid' | number;
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
     };
-    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    const info = tf.backend_util.computePool2DInfo(
+      input.shape as [number, number, number, number],
+      filterSize,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
     const p = info.padInfo;
     // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
-    if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right) return js!(args);
+    if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right)
+      return js!(args);
     const dx = wasm.makeOutput(input.shape, 'float32');
-    native.maxPoolGrad({ x: input.shape, y: dy.shape, kernel: [info.filterHeight, info.filterWidth], strides: [info.strideHeight, info.strideWidth], pads: [p.top, p.left, p.bottom, p.right] },
-      view(wasm, input), view(wasm, dy), view(wasm, dx));
+    native.maxPoolGrad(
+      {
+        x: input.shape,
+        y: dy.shape,
+        kernel: [info.filterHeight, info.filterWidth],
+        strides: [info.strideHeight, info.strideWidth],
+        pads: [p.top, p.left, p.bottom, p.right],
+      },
+      view(wasm, input),
+      view(wasm, dy),
+      view(wasm, dx),
+    );
     return dx;
   });
   return ['MaxPoolGrad'];
@@ -133,7 +189,8 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
   if (typeof native.batchNorm !== 'function') return [];
   tf.registerKernel({
-    kernelName: 'A2BatchNormTrain', backendName: 'wasm',
+    kernelName: 'A2BatchNormTrain',
+    backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
       const { x, scale, offset } = inputs as Record<string, TensorInfo>;
@@ -141,21 +198,43 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
       const y = wasm.makeOutput(x.shape, 'float32');
       const mean = wasm.makeOutput(channels, 'float32');
       const variance = wasm.makeOutput(channels, 'float32');
-      native.batchNorm('forward', x.shape, (attrs as { epsilon: number }).epsilon,
-        view(wasm, x), view(wasm, scale), view(wasm, offset), view(wasm, y), view(wasm, mean), view(wasm, variance));
+      native.batchNorm(
+        'forward',
+        x.shape,
+        (attrs as { epsilon: number }).epsilon,
+        view(wasm, x),
+        view(wasm, scale),
+        view(wasm, offset),
+        view(wasm, y),
+        view(wasm, mean),
+        view(wasm, variance),
+      );
       return [y, mean, variance];
     },
   });
   tf.registerKernel({
-    kernelName: 'A2BatchNormTrainGrad', backendName: 'wasm',
+    kernelName: 'A2BatchNormTrainGrad',
+    backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
       const { x, scale, offset, dy, mean, variance } = inputs as Record<string, TensorInfo>;
       const dx = wasm.makeOutput(x.shape, 'float32');
       const dScale = wasm.makeOutput(scale.shape, 'float32');
       const dShift = wasm.makeOutput(scale.shape, 'float32');
-      native.batchNorm('backward', x.shape, (attrs as { epsilon: number }).epsilon,
-        view(wasm, x), view(wasm, scale), view(wasm, offset), view(wasm, dy), view(wasm, dx), view(wasm, mean), view(wasm, variance), view(wasm, dScale), view(wasm, dShift));
+      native.batchNorm(
+        'backward',
+        x.shape,
+        (attrs as { epsilon: number }).epsilon,
+        view(wasm, x),
+        view(wasm, scale),
+        view(wasm, offset),
+        view(wasm, dy),
+        view(wasm, dx),
+        view(wasm, mean),
+        view(wasm, variance),
+        view(wasm, dScale),
+        view(wasm, dShift),
+      );
       return [dx, dScale, dShift];
     },
   });

@@ -35,26 +35,60 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
-    strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil'; filterShape: [number, number, number, number];
+    strides: [number, number] | number;
+    pad: 'same' | 'valid' | number;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
   };
   if (dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter on wasm supports NHWC only');
   const info: Conv2DInfo = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    'channelsLast',
+  );
   const [kh, kw, inC, outC] = filterShape;
   const { top, bottom, left, right } = info.padInfo;
 
   const xT = transpose(wasm, x, [3, 1, 2, 0]);
-  const xPadded = top + bottom + left + right > 0
-    ? callKernel(wasm, 'PadV2', { x: xT }, { paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0 })
-    : xT;
+  const xPadded =
+    top + bottom + left + right > 0
+      ? callKernel(
+          wasm,
+          'PadV2',
+          { x: xT },
+          {
+            paddings: [
+              [0, 0],
+              [top, bottom],
+              [left, right],
+              [0, 0],
+            ],
+            constantValue: 0,
+          },
+        )
+      : xT;
   const dyT = transpose(wasm, dy, [1, 2, 0, 3]);
-  const full = callKernel(wasm, 'Conv2D', { x: xPadded, filter: dyT }, {
-    strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [info.strideHeight, info.strideWidth],
-  });
-  const cropped = full.shape[1] === kh && full.shape[2] === kw
-    ? full
-    : callKernel(wasm, 'Slice', { x: full }, { begin: [0, 0, 0, 0], size: [inC, kh, kw, outC] });
+  const full = callKernel(
+    wasm,
+    'Conv2D',
+    { x: xPadded, filter: dyT },
+    {
+      strides: [1, 1],
+      pad: 'valid',
+      dataFormat: 'NHWC',
+      dilations: [info.strideHeight, info.strideWidth],
+    },
+  );
+  const cropped =
+    full.shape[1] === kh && full.shape[2] === kw
+      ? full
+      : callKernel(wasm, 'Slice', { x: full }, { begin: [0, 0, 0, 0], size: [inC, kh, kw, outC] });
   const dW = transpose(wasm, cropped, [1, 2, 0, 3]);
 
   release(wasm, xT, dyT, full);
@@ -72,19 +106,26 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
-    filterSize: [number, number] | number; strides: [number, number] | number;
-    pad: 'same' | 'valid' | number; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterSize: [number, number] | number;
+    strides: [number, number] | number;
+    pad: 'same' | 'valid' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
   };
   const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+    input.shape as [number, number, number, number],
+    filterSize,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
   const out = wasm.makeOutput(input.shape, 'float32');
   // Views are taken after makeOutput: allocation can grow (and detach) the wasm heap.
   const x = wasm.typedArrayFromHeap(input) as Float32Array;
   const g = wasm.typedArrayFromHeap(dy) as Float32Array;
   const dx = wasm.typedArrayFromHeap(out) as Float32Array;
   dx.fill(0);
-  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth,
-    filterHeight, filterWidth } = info;
+  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
   const padTop = info.padInfo.top;
   const padLeft = info.padInfo.left;
   // Channels innermost, as NHWC stores them: each window position is one contiguous run.
@@ -107,7 +148,10 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
           for (let w = wStart; w < wEnd; w++) {
             const at = xBase + (h * inWidth + w) * C;
             for (let c = 0; c < C; c++) {
-              if (x[at + c] > best[c]) { best[c] = x[at + c]; bestAt[c] = at + c; }
+              if (x[at + c] > best[c]) {
+                best[c] = x[at + c];
+                bestAt[c] = at + c;
+              }
             }
           }
         }
@@ -119,7 +163,16 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
 };
 
 /** dy spread out `stride` apart with zeros between, inside a zero border: [N, P, Q, C]. */
-function dilateAndPad(backend: BackendWasm, dy: TensorInfo, sh: number, sw: number, top: number, left: number, P: number, Q: number): TensorInfo {
+function dilateAndPad(
+  backend: BackendWasm,
+  dy: TensorInfo,
+  sh: number,
+  sw: number,
+  top: number,
+  left: number,
+  P: number,
+  Q: number,
+): TensorInfo {
   const [N, Ho, Wo, C] = dy.shape;
   const out = backend.makeOutput([N, P, Q, C], 'float32');
   const src = backend.typedArrayFromHeap(dy) as Float32Array;
@@ -147,28 +200,51 @@ function conv2DBackpropInput(shipped: KernelFunc): KernelFunc {
     const wasm = args.backend as BackendWasm;
     const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
     const { strides, pad, dataFormat, dimRoundingMode, inputShape } = args.attrs as unknown as {
-      strides: [number, number] | number; pad: 'same' | 'valid' | number; dataFormat: 'NHWC' | 'NCHW';
-      dimRoundingMode?: 'floor' | 'round' | 'ceil'; inputShape: [number, number, number, number];
+      strides: [number, number] | number;
+      pad: 'same' | 'valid' | number;
+      dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      inputShape: [number, number, number, number];
     };
     const filterShape = filter.shape as [number, number, number, number];
     const info = tf.backend_util.computeConv2DInfo(inputShape, filterShape, strides, 1, pad, dimRoundingMode, false, 'channelsLast');
     const [kh, kw] = filterShape;
     const { strideHeight: sh, strideWidth: sw, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
-    const top = kh - 1 - info.padInfo.top, left = kw - 1 - info.padInfo.left;
+    const top = kh - 1 - info.padInfo.top,
+      left = kw - 1 - info.padInfo.left;
     // Rows and columns of padded, dilated dy that a valid conv needs to give H × W.
-    const P = H + kh - 1, Q = W + kw - 1;
+    const P = H + kh - 1,
+      Q = W + kw - 1;
     const fits = top >= 0 && left >= 0 && P >= top + (Ho - 1) * sh + 1 && Q >= left + (Wo - 1) * sw + 1;
     if (dataFormat === 'NCHW' || !fits) return shipped(args);
     const flipped = callKernel(wasm, 'Reverse', { x: filter }, { dims: [0, 1] });
     const swapped = transpose(wasm, flipped, [0, 1, 3, 2]);
     let dx: TensorInfo;
     if (sh === 1 && sw === 1) {
-      dx = callKernel(wasm, 'Conv2D', { x: dy, filter: swapped }, {
-        strides: [1, 1], pad: [[0, 0], [top, P - top - Ho], [left, Q - left - Wo], [0, 0]], dataFormat: 'NHWC', dilations: [1, 1],
-      });
+      dx = callKernel(
+        wasm,
+        'Conv2D',
+        { x: dy, filter: swapped },
+        {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [top, P - top - Ho],
+            [left, Q - left - Wo],
+            [0, 0],
+          ],
+          dataFormat: 'NHWC',
+          dilations: [1, 1],
+        },
+      );
     } else {
       const spread = dilateAndPad(wasm, dy, sh, sw, top, left, P, Q);
-      dx = callKernel(wasm, 'Conv2D', { x: spread, filter: swapped }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] });
+      dx = callKernel(
+        wasm,
+        'Conv2D',
+        { x: spread, filter: swapped },
+        { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] },
+      );
       release(wasm, spread);
     }
     release(wasm, flipped, swapped);
@@ -191,7 +267,11 @@ function batchMatMul(shipped: KernelFunc): KernelFunc {
     };
     const aT = transposeA ? swapLast(a) : a;
     const bT = transposeB ? swapLast(b) : b;
-    const out = shipped({ ...args, inputs: { a: aT, b: bT }, attrs: { ...args.attrs, transposeA: false, transposeB: false } }) as TensorInfo;
+    const out = shipped({
+      ...args,
+      inputs: { a: aT, b: bT },
+      attrs: { ...args.attrs, transposeA: false, transposeB: false },
+    }) as TensorInfo;
     if (aT !== a) release(wasm, aT);
     if (bT !== b) release(wasm, bT);
     return out;
@@ -244,21 +324,29 @@ function broadcastEqual(shipped: KernelFunc): KernelFunc {
     const stridesOf = (s: number[]) => {
       const padded = [...new Array(rank - s.length).fill(1), ...s];
       const strides = new Array<number>(rank).fill(0);
-      for (let d = rank - 1, acc = 1; d >= 0; d--) { strides[d] = padded[d] === 1 ? 0 : acc; acc *= padded[d]; }
+      for (let d = rank - 1, acc = 1; d >= 0; d--) {
+        strides[d] = padded[d] === 1 ? 0 : acc;
+        acc *= padded[d];
+      }
       return strides;
     };
-    const sa = stridesOf(a.shape), sb = stridesOf(b.shape);
+    const sa = stridesOf(a.shape),
+      sb = stridesOf(b.shape);
     const out = wasm.makeOutput(shape, 'bool');
-    const av = wasm.typedArrayFromHeap(a) as Float32Array, bv = wasm.typedArrayFromHeap(b) as Float32Array;
+    const av = wasm.typedArrayFromHeap(a) as Float32Array,
+      bv = wasm.typedArrayFromHeap(b) as Float32Array;
     const ov = wasm.typedArrayFromHeap(out) as Uint8Array;
     const index = new Array<number>(rank).fill(0);
-    let ia = 0, ib = 0;
+    let ia = 0,
+      ib = 0;
     for (let i = 0; i < ov.length; i++) {
       ov[i] = av[ia] === bv[ib] ? 1 : 0;
       for (let d = rank - 1; d >= 0; d--) {
-        ia += sa[d]; ib += sb[d];
+        ia += sa[d];
+        ib += sb[d];
         if (++index[d] < shape[d]) break;
-        ia -= sa[d] * shape[d]; ib -= sb[d] * shape[d];
+        ia -= sa[d] * shape[d];
+        ib -= sb[d] * shape[d];
         index[d] = 0;
       }
     }
@@ -274,7 +362,13 @@ function broadcastEqual(shipped: KernelFunc): KernelFunc {
 export function setWasmKernel(name: string, make: (previous: KernelFunc | undefined) => KernelFunc): void {
   const previous = tf.getKernel(name, WASM);
   if (previous !== undefined) tf.unregisterKernel(name, WASM);
-  tf.registerKernel({ kernelName: name, backendName: WASM, kernelFunc: make(previous?.kernelFunc), setupFunc: previous?.setupFunc, disposeFunc: previous?.disposeFunc });
+  tf.registerKernel({
+    kernelName: name,
+    backendName: WASM,
+    kernelFunc: make(previous?.kernelFunc),
+    setupFunc: previous?.setupFunc,
+    disposeFunc: previous?.disposeFunc,
+  });
 }
 
 /** Like setWasmKernel, for kernels wasm ships: the new one may fall back to the shipped one. */

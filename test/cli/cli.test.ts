@@ -8,7 +8,10 @@ test('list names every experiment of the design card', async () => {
   const { code, lines } = await a2('list');
   assert.equal(code, 0);
   for (const name of ['q1-adam', 'q2-fc-ae', 'q2-conv-ae', 'q3-mean-latent', 'q4-ops', 'q5-cifar', 'q6-rf']) {
-    assert.ok(lines.some((l) => l.startsWith(name)), `${name} missing from a2 list`);
+    assert.ok(
+      lines.some((l) => l.startsWith(name)),
+      `${name} missing from a2 list`,
+    );
   }
 });
 
@@ -29,7 +32,10 @@ for (const [what, args] of usageCases) {
     const out = tempDir();
     const { code } = await a2(...args, '--out', out);
     assert.equal(code, 2);
-    assert.deepEqual(readdirSync(out).filter((f) => f !== '.partial'), []);
+    assert.deepEqual(
+      readdirSync(out).filter((f) => f !== '.partial'),
+      [],
+    );
   });
 }
 
@@ -58,10 +64,15 @@ test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing
   const { spawn } = await import('node:child_process');
   const { DATA_DIR, ROOT } = await import('../helpers.js');
   const out = tempDir();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), 'run', 'q2-fc-ae', '--profile', 'quick', '--data-dir', DATA_DIR, '--out', out],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } });
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'bin/a2.js'), 'run', 'q2-fc-ae', '--profile', 'quick', '--data-dir', DATA_DIR, '--out', out],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } },
+  );
   let stderr = '';
-  const collect = (d: Buffer) => { stderr += d.toString(); };
+  const collect = (d: Buffer) => {
+    stderr += d.toString();
+  };
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
   while (!stderr.includes('backend:')) {

@@ -11,7 +11,10 @@ import { DATA_DIR, tempDir } from '../helpers.js';
 let corrupt = false;
 const server = createServer((req, res) => {
   const file = path.join(DATA_DIR, 'mnist', path.basename(req.url ?? ''));
-  if (!existsSync(file)) { res.writeHead(404).end(); return; }
+  if (!existsSync(file)) {
+    res.writeHead(404).end();
+    return;
+  }
   const bytes = readFileSync(file);
   if (corrupt) bytes[bytes.length - 1] ^= 0xff;
   res.writeHead(200, { 'content-length': bytes.length }).end(bytes);
@@ -36,7 +39,13 @@ test('a download with the wrong md5 is deleted and reported, and the user is tol
   corrupt = false;
   server.close();
   assert.equal(problems.length, 4);
-  assert.match(problems[0], /train-images-idx3-ubyte\.gz could not be downloaded \(http:\/\/127\.0\.0\.1:\d+\/train-images-idx3-ubyte\.gz: md5 [0-9a-f]{32}, expected f68b3c2dcbeaaa9fbdd348bbdeb94873/);
-  assert.ok(verifyDataset(dir, 'mnist').every((c) => c.status === 'missing'), 'nothing corrupt is left behind');
+  assert.match(
+    problems[0],
+    /train-images-idx3-ubyte\.gz could not be downloaded \(http:\/\/127\.0\.0\.1:\d+\/train-images-idx3-ubyte\.gz: md5 [0-9a-f]{32}, expected f68b3c2dcbeaaa9fbdd348bbdeb94873/,
+  );
+  assert.ok(
+    verifyDataset(dir, 'mnist').every((c) => c.status === 'missing'),
+    'nothing corrupt is left behind',
+  );
   assert.match(said.join('\n'), /Place the official files by hand in .*mnist/);
 });

@@ -34,7 +34,7 @@ test('CIFAR-10 loads 50k/10k images, channels last, with the official first labe
   const sums = [0, 0, 0];
   for (let i = 0; i < train.images.length; i++) sums[i % 3] += train.images[i];
   const means = sums.map((s) => s / (train.images.length / 3) / 255);
-  [0.4914, 0.4822, 0.4465].forEach((m, c) => assert.ok(Math.abs(means[c] - m) < 1e-4, `channel ${c}: ${means[c]}`));
+  for (const [c, m] of [0.4914, 0.4822, 0.4465].entries()) assert.ok(Math.abs(means[c] - m) < 1e-4, `channel ${c}: ${means[c]}`);
 });
 
 test('a truncated MNIST file is refused with its name, what was expected and what was found', () => {
@@ -43,10 +43,19 @@ test('a truncated MNIST file is refused with its name, what was expected and wha
   const raw = Buffer.from(readFileSync(path.join(DATA_DIR, 'mnist/t10k-labels-idx1-ubyte.gz')));
   copyFileSync(path.join(DATA_DIR, 'mnist/t10k-labels-idx1-ubyte.gz'), path.join(dir, 'mnist/t10k-labels-idx1-ubyte.gz'));
   const images = Buffer.alloc(16 + 100 * 784);
-  images.writeUInt32BE(2051, 0); images.writeUInt32BE(10000, 4); images.writeUInt32BE(28, 8); images.writeUInt32BE(28, 12);
+  images.writeUInt32BE(2051, 0);
+  images.writeUInt32BE(10000, 4);
+  images.writeUInt32BE(28, 8);
+  images.writeUInt32BE(28, 12);
   writeFileSync(path.join(dir, 'mnist/t10k-images-idx3-ubyte.gz'), gzipSync(images));
-  assert.throws(() => loadMnist(dir, 'test', []), (err: Error) => err instanceof InputError
-    && err.message.includes('t10k-images-idx3-ubyte.gz') && err.message.includes('expected 7840016 bytes') && err.message.includes('found 78416 bytes'));
+  assert.throws(
+    () => loadMnist(dir, 'test', []),
+    (err: Error) =>
+      err instanceof InputError &&
+      err.message.includes('t10k-images-idx3-ubyte.gz') &&
+      err.message.includes('expected 7840016 bytes') &&
+      err.message.includes('found 78416 bytes'),
+  );
   // Wrong magic number, raw (not gzipped) file.
   images.writeUInt32BE(1234, 0);
   writeFileSync(path.join(dir, 'mnist/t10k-images-idx3-ubyte.gz'), images);
@@ -64,7 +73,10 @@ test('verify reports every official file present and matching', () => {
   for (const dataset of ['mnist', 'cifar10'] as const) {
     const checks = verifyDataset(DATA_DIR, dataset);
     assert.ok(checks.length >= 4);
-    assert.deepEqual(checks.filter((c) => c.status !== 'ok'), []);
+    assert.deepEqual(
+      checks.filter((c) => c.status !== 'ok'),
+      [],
+    );
   }
   assert.ok(verifyDataset(tempDir(), 'mnist').every((c) => c.status === 'missing'));
 });

@@ -18,7 +18,9 @@ test('the FC autoencoder is 784 → 196 → 49 → λ → 49 → 196 → 784 wit
     const { encoder, decoder } = makeFcAutoencoder(lambda);
     assert.deepEqual(outputShapes(encoder), [[784], [196], [49], [lambda]]);
     assert.deepEqual(outputShapes(decoder), [[49], [196], [784], [28, 28, 1]]);
-    const activations = [...encoder.layers, ...decoder.layers].filter((l) => l.getClassName() === 'Dense').map((l) => (l.getConfig() as { activation: string }).activation);
+    const activations = [...encoder.layers, ...decoder.layers]
+      .filter((l) => l.getClassName() === 'Dense')
+      .map((l) => (l.getConfig() as { activation: string }).activation);
     assert.deepEqual(activations, Array(6).fill('relu'));
   }
 });
@@ -70,8 +72,15 @@ test('q3 trains q2-conv-ae first when its models are missing, then writes every 
   const { code, lines } = await a2('run', 'q3-mean-latent', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(code, 0, lines.join('\n'));
   assert.ok(lines.some((l) => l.includes('running q2-conv-ae first')));
-  for (const f of ['q2-conv-ae/figure.png', 'q2-conv-ae/loss.png', 'q2-conv-ae/reconstructions.png', 'q2-conv-ae/models/lambda-2/encoder/model.json',
-    'q3-mean-latent/mean-latent.png', 'q3-mean-latent/class-means.png', 'q3-mean-latent/latent-2d.png']) {
+  for (const f of [
+    'q2-conv-ae/figure.png',
+    'q2-conv-ae/loss.png',
+    'q2-conv-ae/reconstructions.png',
+    'q2-conv-ae/models/lambda-2/encoder/model.json',
+    'q3-mean-latent/mean-latent.png',
+    'q3-mean-latent/class-means.png',
+    'q3-mean-latent/latent-2d.png',
+  ]) {
     assert.ok(existsSync(path.join(out, f)), f);
   }
   const metrics = JSON.parse(readFileSync(path.join(out, 'q3-mean-latent/metrics.json'), 'utf8'));

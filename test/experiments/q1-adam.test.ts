@@ -17,10 +17,13 @@ test('the loss of Figure 1: slope −1 to the minimum at (1, 0), a bump of heigh
   assert.ok(bumpLoss(2, curve) === 0); // −0 from the far piece counts as 0
   assert.equal(bumpLoss(3, curve), -0.25);
   // x = 1 belongs to the bump; the peak to its falling side.
-  assert.deepEqual([0.99, 1, 1.49, 1.5, 1.99, 2].map((x) => bumpGrad(x, curve)), [-1, 1, 1, -1, -1, -0.25]);
+  assert.deepEqual(
+    [0.99, 1, 1.49, 1.5, 1.99, 2].map((x) => bumpGrad(x, curve)),
+    [-1, 1, 1, -1, -1, -0.25],
+  );
 });
 
-test('Adam\'s first steps equal the values worked by hand', () => {
+test("Adam's first steps equal the values worked by hand", () => {
   const trace = adam((x) => bumpGrad(x, curve), 0, 6, q1Adam);
   // Steps 1–4 on slope −1: m̂ = −1, v̂ = 1, so x moves by exactly α.
   assert.ok(Math.abs(trace[0].m - -0.1) < 1e-15 && Math.abs(trace[0].v - 0.001) < 1e-15);
@@ -33,14 +36,22 @@ test('Adam\'s first steps equal the values worked by hand', () => {
   assert.equal(trace[4].g, 1);
   assert.ok(Math.abs(trace[4].m - -0.20951) < 1e-12);
   assert.ok(Math.abs(trace[4].mHat - -0.20951 / 0.40951) < 1e-12);
-  assert.ok(Math.abs(trace[4].x - (1.2 + 0.3 * 0.20951 / 0.40951)) < 1e-12);
+  assert.ok(Math.abs(trace[4].x - (1.2 + (0.3 * 0.20951) / 0.40951)) < 1e-12);
 });
 
-test('Adam\'s trajectory matches tf.train.adam on the same gradients', () => {
+test("Adam's trajectory matches tf.train.adam on the same gradients", () => {
   for (const [name, grad, x0, eps] of [
     ['bump', (x: number) => bumpGrad(x, curve), 0, 1e-8],
     ['|x|', (x: number) => Math.sign(x), 2, 1e-8],
-    ['sigmoid', (x: number) => { const s = 1 / (1 + Math.exp(-x)); return s * (1 - s); }, 2, 1e-8],
+    [
+      'sigmoid',
+      (x: number) => {
+        const s = 1 / (1 + Math.exp(-x));
+        return s * (1 - s);
+      },
+      2,
+      1e-8,
+    ],
   ] as const) {
     const mine = adam(grad, x0, 30, { ...q1Adam, epsilon: eps });
     const optimizer = tf.train.adam(0.3, 0.9, 0.999, eps);
@@ -65,7 +76,7 @@ test('gradient descent with η = 0.3, h = 0.5 cycles between 0.9 and 1.2; a tiny
   assert.equal(gradientDescent({ h: 0.1, farSlope: -0.25 }, 0, 0.3).outcome, 'escaped');
 });
 
-test('run writes every plot, the metrics and observations; Q1.2\'s h is the same on every far slope', async () => {
+test("run writes every plot, the metrics and observations; Q1.2's h is the same on every far slope", async () => {
   const out = tempDir();
   const { code } = await a2('run', 'q1-adam', '--out', out, '--far-slope', '-0.1');
   assert.equal(code, 0);

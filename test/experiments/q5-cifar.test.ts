@@ -23,21 +23,32 @@ test('Q5.2 validation images, taken past the largest subset, are in no subset', 
   // A synthetic split whose pixels name the image, so images can be traced back to their index.
   const count = 400;
   const images = new Uint8Array(count * 3072);
-  for (let i = 0; i < count; i++) { images[i * 3072] = i >> 8; images[i * 3072 + 1] = i & 255; }
+  for (let i = 0; i < count; i++) {
+    images[i * 3072] = i >> 8;
+    images[i * 3072 + 1] = i & 255;
+  }
   const split = { images, labels: Uint8Array.from({ length: count }, (_, i) => i % 10), count };
-  const ids = (s: { images: Uint8Array; count: number }) => Array.from({ length: s.count }, (_, k) => s.images[k * 3072] * 256 + s.images[k * 3072 + 1]);
+  const ids = (s: { images: Uint8Array; count: number }) =>
+    Array.from({ length: s.count }, (_, k) => s.images[k * 3072] * 256 + s.images[k * 3072 + 1]);
   const largest = new Set(ids(balancedSubset(split, 20)));
   const validation = ids(balancedSubset(split, 15, 20));
   assert.equal(largest.size, 200);
   assert.equal(validation.length, 150);
-  assert.deepEqual(validation.filter((i) => largest.has(i)), []);
-  assert.ok(ids(balancedSubset(split, 5)).every((i) => largest.has(i)), 'the subsets are nested');
+  assert.deepEqual(
+    validation.filter((i) => largest.has(i)),
+    [],
+  );
+  assert.ok(
+    ids(balancedSubset(split, 5)).every((i) => largest.has(i)),
+    'the subsets are nested',
+  );
 });
 
 test('Q5.2 subsets are class-balanced and the same whatever the run seed', () => {
   const train = loadCifar(DATA_DIR, 'train', []);
   for (const perClass of [1, 10, 100]) {
-    const a = balancedSubset(train, perClass), b = balancedSubset(train, perClass);
+    const a = balancedSubset(train, perClass),
+      b = balancedSubset(train, perClass);
     assert.equal(a.count, 10 * perClass);
     const counts = new Array(10).fill(0);
     for (const l of a.labels) counts[l]++;
@@ -53,20 +64,37 @@ test('the net is convolutions and a linear head, 32×32×3 → 10 logits', () =>
   assert.ok(net.layers.some((l) => l.getClassName() === 'Dense'));
 });
 
-interface Q5Metrics { epochs: { epoch: number; trainLoss: number; trainAcc: number; testAcc: number }[]; finalTestAcc: number }
+interface Q5Metrics {
+  epochs: { epoch: number; trainLoss: number; trainAcc: number; testAcc: number }[];
+  finalTestAcc: number;
+}
 const metricsOf = (out: string) => JSON.parse(readFileSync(path.join(out, 'q5-cifar/metrics.json'), 'utf8')) as Q5Metrics;
 
 test('smoke run writes the four curves and the combined figure', async () => {
   const out = tempDir();
   const { code, lines } = await a2('run', 'q5-cifar', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(code, 0, lines.join('\n'));
-  for (const f of ['train-loss', 'train-acc', 'test-loss', 'test-acc', 'curves']) assert.ok(existsSync(path.join(out, 'q5-cifar', `${f}.png`)), f);
+  for (const f of ['train-loss', 'train-acc', 'test-loss', 'test-acc', 'curves'])
+    assert.ok(existsSync(path.join(out, 'q5-cifar', `${f}.png`)), f);
   assert.equal(metricsOf(out).epochs.length, 2);
   assert.equal(existsSync(path.join(out, 'q5-cifar/checkpoints')), false, 'checkpoints are dropped once the run lands');
 });
 
-interface Trial { lr: number; weightDecay: number; validationAcc: number }
-interface SubsetsMetrics { subsets: { perClass: number; images: number; trainAcc: number; testAcc: number; hyper: { lr: number; weightDecay: number }; tried?: Trial[] }[] }
+interface Trial {
+  lr: number;
+  weightDecay: number;
+  validationAcc: number;
+}
+interface SubsetsMetrics {
+  subsets: {
+    perClass: number;
+    images: number;
+    trainAcc: number;
+    testAcc: number;
+    hyper: { lr: number; weightDecay: number };
+    tried?: Trial[];
+  }[];
+}
 
 test('q5-subsets runs q5-cifar first when it is missing, tunes each size on validation, and ends with the full set', async () => {
   const out = tempDir();
@@ -74,7 +102,10 @@ test('q5-subsets runs q5-cifar first when it is missing, tunes each size on vali
   assert.equal(code, 0, lines.join('\n'));
   assert.ok(lines.some((l) => l.includes('outputs/q5-cifar is missing; running q5-cifar first')));
   const { subsets } = JSON.parse(readFileSync(path.join(out, 'q5-subsets/metrics.json'), 'utf8')) as SubsetsMetrics;
-  assert.deepEqual(subsets.map((s) => s.images), [10, 100, 300]);
+  assert.deepEqual(
+    subsets.map((s) => s.images),
+    [10, 100, 300],
+  );
   const [one] = subsets;
   assert.equal(one.tried!.length, 2, 'the smoke plan tries two weight decays at 1 per class');
   const best = one.tried!.reduce((a, b) => (b.validationAcc > a.validationAcc ? b : a));
@@ -87,7 +118,9 @@ test('q5-subsets runs q5-cifar first when it is missing, tunes each size on vali
   assert.ok(!again.lines.some((l) => l.includes('running q5-cifar first')), 'a matching q5-cifar run is reused');
 });
 
-interface AblationMetrics { variants: { name: string; seed: number; testAcc: number; testAccNoFlipTta: number; epochs: { trainLoss: number }[] }[] }
+interface AblationMetrics {
+  variants: { name: string; seed: number; testAcc: number; testAccNoFlipTta: number; epochs: { trainLoss: number }[] }[];
+}
 
 test('q5-ablations killed between variants resumes, keeping the finished ones, with the numbers of an unbroken run', async () => {
   const args = ['run', 'q5-ablations', '--profile', 'smoke', '--epochs', '4', '--data-dir', DATA_DIR];
@@ -95,11 +128,17 @@ test('q5-ablations killed between variants resumes, keeping the finished ones, w
   assert.equal((await a2(...args, '--out', reference)).code, 0);
   const ablationsOf = (out: string) => JSON.parse(readFileSync(path.join(out, 'q5-ablations/metrics.json'), 'utf8')) as AblationMetrics;
   const ref = ablationsOf(reference);
-  assert.deepEqual(ref.variants.map((v) => v.seed), [0, 1, 0, 0, 0, 0]);
+  assert.deepEqual(
+    ref.variants.map((v) => v.seed),
+    [0, 1, 0, 0, 0, 0],
+  );
   assert.notDeepEqual(ref.variants[0].epochs, ref.variants[2].epochs, 'a changed part changes the run');
 
   const out = tempDir();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), ...args, '--out', out], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), ...args, '--out', out], {
+    stdio: 'ignore',
+    env: { ...process.env, CI: '1' },
+  });
   const parts = path.join(out, '.partial/q5-ablations/checkpoints/parts.json');
   const finished = () => (existsSync(parts) ? Object.keys(JSON.parse(readFileSync(parts, 'utf8')) as object).length : 0);
   while (finished() < 1) {
@@ -114,7 +153,10 @@ test('q5-ablations killed between variants resumes, keeping the finished ones, w
   const { code, lines } = await a2(...args, '--out', out, '--resume');
   assert.equal(code, 0, lines.join('\n'));
   assert.equal(lines.filter((l) => l.includes('done in the interrupted run, kept')).length, kept);
-  assert.deepEqual(ablationsOf(out).variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]), ref.variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]));
+  assert.deepEqual(
+    ablationsOf(out).variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]),
+    ref.variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]),
+  );
 });
 
 test('a run killed with SIGKILL resumes from its last epoch and ends with the same numbers', async () => {
@@ -123,9 +165,13 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   assert.equal((await a2(...args, '--out', reference)).code, 0);
 
   const out = tempDir();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), ...args, '--out', out], { stdio: 'ignore', env: { ...process.env, CI: '1' } });
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/a2.js'), ...args, '--out', out], {
+    stdio: 'ignore',
+    env: { ...process.env, CI: '1' },
+  });
   const checkpoint = path.join(out, '.partial/q5-cifar/checkpoints/state.json');
-  const epochsIn = () => (existsSync(checkpoint) ? (JSON.parse(readFileSync(checkpoint, 'utf8')) as { epochs: unknown[] }).epochs.length : 0);
+  const epochsIn = () =>
+    existsSync(checkpoint) ? (JSON.parse(readFileSync(checkpoint, 'utf8')) as { epochs: unknown[] }).epochs.length : 0;
   while (epochsIn() < 2) {
     if (child.exitCode !== null) assert.fail('the run ended before it could be killed');
     await new Promise((r) => setTimeout(r, 50));
@@ -138,6 +184,12 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   assert.equal(code, 0, lines.join('\n'));
   assert.ok(lines.some((l) => /resumed after epoch [23]/.test(l)));
   const [a, b] = [metricsOf(reference), metricsOf(out)];
-  assert.deepEqual(b.epochs.map((e) => e.epoch), [1, 2, 3, 4]);
-  assert.deepEqual(b.epochs.map((e) => [e.trainLoss, e.testAcc]), a.epochs.map((e) => [e.trainLoss, e.testAcc]));
+  assert.deepEqual(
+    b.epochs.map((e) => e.epoch),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    b.epochs.map((e) => [e.trainLoss, e.testAcc]),
+    a.epochs.map((e) => [e.trainLoss, e.testAcc]),
+  );
 });

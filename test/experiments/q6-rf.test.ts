@@ -11,8 +11,14 @@ await initBackend('wasm');
 test('the given row 1 comes out as 8 × 8, analytically and by backpropagation', () => {
   const layers = parseLayers('conv2d(3,1),conv2d(3,1),conv2d(1,1),maxpool2d(2,2),conv2d(2,2)');
   const fields = analyticFields(layers);
-  assert.deepEqual(fields.map((f) => f.receptiveField), [3, 5, 5, 6, 8]);
-  assert.deepEqual(fields.map((f) => f.jump), [1, 1, 1, 2, 4]);
+  assert.deepEqual(
+    fields.map((f) => f.receptiveField),
+    [3, 5, 5, 6, 8],
+  );
+  assert.deepEqual(
+    fields.map((f) => f.jump),
+    [1, 1, 1, 2, 4],
+  );
   assert.equal(empiricalField(layers, 8), 8);
 });
 
@@ -28,7 +34,9 @@ test('run writes all ten rows, each checked against its measured field', async (
   const out = tempDir();
   const { code } = await a2('run', 'q6-rf', '--out', out);
   assert.equal(code, 0);
-  const metrics = JSON.parse(readFileSync(path.join(out, 'q6-rf/metrics.json'), 'utf8')) as { rows: { row: number; receptiveField: number; empirical: number; layers: string[] }[] };
+  const metrics = JSON.parse(readFileSync(path.join(out, 'q6-rf/metrics.json'), 'utf8')) as {
+    rows: { row: number; receptiveField: number; empirical: number; layers: string[] }[];
+  };
   assert.equal(metrics.rows.length, 10);
   for (const r of metrics.rows) assert.equal(r.empirical, r.receptiveField, `row ${r.row}`);
   assert.deepEqual(metrics.rows[7].layers, metrics.rows[8].layers, 'rows 8 and 9 are identical in the original');
@@ -41,5 +49,8 @@ test('--layers computes any stack', async () => {
   const { code } = await a2('run', 'q6-rf', '--layers', 'conv2d(3,2), maxpool2d(3,3)', '--out', out);
   assert.equal(code, 0);
   const metrics = JSON.parse(readFileSync(path.join(out, 'q6-rf/metrics.json'), 'utf8')) as { rows: { receptiveField: number }[] };
-  assert.deepEqual(metrics.rows.map((r) => r.receptiveField), [3 + 2 * 2]);
+  assert.deepEqual(
+    metrics.rows.map((r) => r.receptiveField),
+    [3 + 2 * 2],
+  );
 });

@@ -12,11 +12,15 @@ const ran = await a2('run', 'q1-adam', 'q4-ops', 'q6-rf', '--profile', 'smoke', 
 test('running several experiments writes the report, showing the missing ones as missing', () => {
   assert.equal(ran.code, 0, ran.lines.join('\n'));
   const md = readFileSync(path.join(out, 'REPORT.md'), 'utf8');
-  for (const q of ['Q1', 'Q2.1', 'Q2.2', 'Q3', 'Q4', 'Q5.1', 'Q5.2', 'Q5', 'Q6']) assert.match(md, new RegExp(`## ${q.replace('.', '\\.')} `));
+  for (const q of ['Q1', 'Q2.1', 'Q2.2', 'Q3', 'Q4', 'Q5.1', 'Q5.2', 'Q5', 'Q6'])
+    assert.match(md, new RegExp(`## ${q.replace('.', '\\.')} `));
   assert.match(md, /\*\*Missing\*\*: `outputs\/q5-cifar` has no results/);
   assert.match(md, /\*\*h = 0\.\d\d\*\*/);
   assert.match(md, /\| conv1d \| \(1, 1, 30\) \|/);
-  assert.ok(ran.lines.some((l) => /^q6-rf\s+ok\s/.test(l)), 'summary table row');
+  assert.ok(
+    ran.lines.some((l) => /^q6-rf\s+ok\s/.test(l)),
+    'summary table row',
+  );
 });
 
 test('the artefact check accepts what the runs wrote and catches a broken PNG', async () => {
@@ -29,14 +33,15 @@ test('the artefact check accepts what the runs wrote and catches a broken PNG', 
   assert.match(problems[0], /table\.png: not a PNG that decodes/);
 });
 
-test('index.html opens in Chromium with every image loaded and nothing wider than the page',
-  { skip: chromiumAvailable() ? false : 'no /usr/bin/chromium' }, async () => {
-    const shot = path.join(out, 'report-screenshot.png');
-    const page = await checkPage(path.join(out, 'index.html'), shot);
-    console.log(`  ${page.images} images, sections: ${page.headings.length}, width ${page.pageWidth}/${page.viewportWidth}`);
-    assert.ok(page.images >= 8);
-    assert.deepEqual(page.broken, []);
-    assert.deepEqual(page.overflowing, [], page.overflowing.join(", "));
-    assert.equal(page.headings.length, 9);
-    assert.ok(existsSync(shot));
-  });
+test('index.html opens in Chromium with every image loaded and nothing wider than the page', {
+  skip: chromiumAvailable() ? false : 'no /usr/bin/chromium',
+}, async () => {
+  const shot = path.join(out, 'report-screenshot.png');
+  const page = await checkPage(path.join(out, 'index.html'), shot);
+  console.log(`  ${page.images} images, sections: ${page.headings.length}, width ${page.pageWidth}/${page.viewportWidth}`);
+  assert.ok(page.images >= 8);
+  assert.deepEqual(page.broken, []);
+  assert.deepEqual(page.overflowing, [], page.overflowing.join(', '));
+  assert.equal(page.headings.length, 9);
+  assert.ok(existsSync(shot));
+});

@@ -50,7 +50,9 @@ for (const { stride, pad, k, hw } of convCases) {
       const [dx, dw] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, w]);
       return [tf.conv2d(x, w, stride, pad), dx, dw];
     });
-    console.log(`  k=${k} s=${stride} ${pad}: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`);
+    console.log(
+      `  k=${k} s=${stride} ${pad}: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`,
+    );
     for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
   });
 }
@@ -100,9 +102,17 @@ test('every weight gradient of a conv-net training step matches cpu', async () =
   const diffs = await compareBackends(() => {
     const rng = makeRng(7);
     const param = (shape: number[], scale: number) =>
-      tf.variable(tf.tensor(Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => (rng() * 2 - 1) * scale), shape));
-    const w1 = param([3, 3, 3, 8], 0.3), w2 = param([3, 3, 8, 16], 0.2), w3 = param([4 * 4 * 16, 4], 0.05);
-    const gamma = tf.variable(tf.ones([8])), beta = tf.variable(tf.zeros([8]));
+      tf.variable(
+        tf.tensor(
+          Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => (rng() * 2 - 1) * scale),
+          shape,
+        ),
+      );
+    const w1 = param([3, 3, 3, 8], 0.3),
+      w2 = param([3, 3, 8, 16], 0.2),
+      w3 = param([4 * 4 * 16, 4], 0.05);
+    const gamma = tf.variable(tf.ones([8])),
+      beta = tf.variable(tf.zeros([8]));
     const x = tf.tensor4d(xv, [4, 16, 16, 3]);
     const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 4);
     const { grads } = tf.variableGrads(() => {
@@ -115,7 +125,7 @@ test('every weight gradient of a conv-net training step matches cpu', async () =
       return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
     }, [w1, w2, w3, gamma, beta]);
     const out = [w1, w2, w3, gamma, beta].map((v) => grads[v.name]);
-    [w1, w2, w3, gamma, beta].forEach((v) => v.dispose());
+    for (const v of [w1, w2, w3, gamma, beta]) v.dispose();
     return out;
   });
   console.log(`  conv-net step: max |Δ| per weight gradient ${diffs.map((d) => d.toExponential(2)).join(' ')}`);
@@ -128,53 +138,83 @@ test('transposed convolution (stride 2, as in the conv autoencoder) and its grad
   const diffs = await compareBackends(() => {
     const x = tf.tensor4d(xv, [2, 7, 7, 8]);
     const w = tf.tensor4d(wv, [3, 3, 16, 8]);
-    const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 14, 14, 16], 2, 'same').square().sum();
+    const f = (a: tf.Tensor, b: tf.Tensor) =>
+      tf
+        .conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, [2, 14, 14, 16], 2, 'same')
+        .square()
+        .sum();
     const [dx, dw] = tf.grads(f)([x, w]);
     return [tf.conv2dTranspose(x, w, [2, 14, 14, 16], 2, 'same'), dx, dw];
   });
-  console.log(`  conv2dTranspose s=2: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`);
+  console.log(
+    `  conv2dTranspose s=2: max |Δ| y ${diffs[0].toExponential(2)} dX ${diffs[1].toExponential(2)} dW ${diffs[2].toExponential(2)}`,
+  );
   for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
 });
 
 test('the FusedBatchNorm gradient equals autodiff of the written-out formula', () => {
   const worst = tf.tidy(() => {
     const x = tf.tensor4d(randomValues(4 * 5 * 5 * 6, 10), [4, 5, 5, 6]);
-    const mean = tf.tensor1d([0.1, -0.2, 0.3, 0, 0.5, -0.1]), variance = tf.tensor1d([1, 2, 0.5, 1.5, 0.7, 1.1]);
-    const scale = tf.tensor1d([1.5, 0.5, 1, 2, 0.8, 1.2]), offset = tf.tensor1d([0, 1, -1, 0.5, 0.2, 0]);
+    const mean = tf.tensor1d([0.1, -0.2, 0.3, 0, 0.5, -0.1]),
+      variance = tf.tensor1d([1, 2, 0.5, 1.5, 0.7, 1.1]);
+    const scale = tf.tensor1d([1.5, 0.5, 1, 2, 0.8, 1.2]),
+      offset = tf.tensor1d([0, 1, -1, 0.5, 0.2, 0]);
     const weight = tf.linspace(-1, 1, x.size).reshape(x.shape);
     const fused = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
-      tf.batchNorm(a as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-3).mul(weight).sum();
+      tf
+        .batchNorm(a as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, o as tf.Tensor1D, s as tf.Tensor1D, 1e-3)
+        .mul(weight)
+        .sum();
     const written = (a: tf.Tensor, m: tf.Tensor, v: tf.Tensor, s: tf.Tensor, o: tf.Tensor) =>
-      a.sub(m).mul(tf.rsqrt(v.add(1e-3))).mul(s).add(o).mul(weight).sum();
+      a
+        .sub(m)
+        .mul(tf.rsqrt(v.add(1e-3)))
+        .mul(s)
+        .add(o)
+        .mul(weight)
+        .sum();
     const inputs = [x, mean, variance, scale, offset];
-    const g1 = tf.grads(fused)(inputs), g2 = tf.grads(written)(inputs);
+    const g1 = tf.grads(fused)(inputs),
+      g2 = tf.grads(written)(inputs);
     return g1.map((g, i) => tf.max(tf.abs(g.sub(g2[i]))).dataSync()[0] / Math.max(1, tf.max(tf.abs(g2[i])).dataSync()[0]));
   });
   console.log(`  batchNorm grads vs written-out formula (relative): ${worst.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of worst) assert.ok(d < 1e-5);
 });
 
-test('the backend says which convolution kernels are active: oneDNN when its addon is built, else a2\'s composites', async () => {
+test("the backend says which convolution kernels are active: oneDNN when its addon is built, else a2's composites", async () => {
   const { existsSync } = await import('node:fs');
   const info = await initBackend('wasm');
   const built = existsSync(new URL('../../native/build/Release/a2_onednn.node', import.meta.url));
   const oneDnn = info.kernels.some((k) => k.startsWith('oneDNN'));
   console.log(`  kernels: ${info.kernels.join(', ')}${info.notices.length ? ` | notices: ${info.notices.join('; ')}` : ''}`);
   assert.equal(oneDnn, built && process.env.A2_ONEDNN !== '0');
-  if (!oneDnn) assert.ok(info.notices.some((n) => n.includes('oneDNN')), 'a one-line notice says why oneDNN is not used');
+  if (!oneDnn)
+    assert.ok(
+      info.notices.some((n) => n.includes('oneDNN')),
+      'a one-line notice says why oneDNN is not used',
+    );
 });
 
 test('sum and mean over leading axes (and any others) match cpu', async () => {
   const xv = randomValues(6 * 5 * 4 * 3, 11);
   const diffs = await compareBackends(() => {
     const x = tf.tensor4d(xv, [6, 5, 4, 3]);
-    return [tf.sum(x, [0, 1, 2]), tf.mean(x, [0, 1, 2], true), tf.sum(x, 0), tf.mean(x, [0, 1]), tf.sum(x, [1, 3]), tf.mean(x, -1), tf.sum(x)];
+    return [
+      tf.sum(x, [0, 1, 2]),
+      tf.mean(x, [0, 1, 2], true),
+      tf.sum(x, 0),
+      tf.mean(x, [0, 1]),
+      tf.sum(x, [1, 3]),
+      tf.mean(x, -1),
+      tf.sum(x),
+    ];
   });
   console.log(`  sum/mean: max |Δ| ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of diffs) assert.ok(d < 1e-5);
 });
 
-test('the BatchNorm layer: output, moving statistics and every gradient match the cpu backend\'s plain ops', async () => {
+test("the BatchNorm layer: output, moving statistics and every gradient match the cpu backend's plain ops", async () => {
   const { BatchNorm } = await import('../../src/tensor/index.js');
   const xv = randomValues(8 * 6 * 6 * 5, 12, 0.3);
   const diffs = await compareBackends(() => {
@@ -192,7 +232,9 @@ test('the BatchNorm layer: output, moving statistics and every gradient match th
     const out = [y, dx, grads[gamma.name], grads[beta.name], ...moving, inference, value];
     return out;
   });
-  console.log(`  BatchNorm layer (y, dx, dγ, dβ, moving mean, moving var, inference, loss): ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
+  console.log(
+    `  BatchNorm layer (y, dx, dγ, dβ, moving mean, moving var, inference, loss): ${diffs.map((d) => d.toExponential(1)).join(' ')}`,
+  );
   for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
 });
 
@@ -201,8 +243,18 @@ test('broadcast Equal and the global max-pool gradient that uses it match cpu', 
   const diffs = await compareBackends(() => {
     const x = tf.tensor4d(xv, [3, 4, 4, 5]);
     const m = tf.max(x, [1, 2], true);
-    return [tf.equal(x, m).toFloat(), tf.equal(m, x).toFloat(), tf.equal(x, tf.scalar(0.25)).toFloat(), tf.equal(x.slice([0, 0, 0, 0], [3, 4, 1, 5]), x).toFloat(),
-      tf.grad((a: tf.Tensor) => tf.max(a, [1, 2]).mul(tf.linspace(1, 2, 15).reshape([3, 5])).sum())(x)];
+    return [
+      tf.equal(x, m).toFloat(),
+      tf.equal(m, x).toFloat(),
+      tf.equal(x, tf.scalar(0.25)).toFloat(),
+      tf.equal(x.slice([0, 0, 0, 0], [3, 4, 1, 5]), x).toFloat(),
+      tf.grad((a: tf.Tensor) =>
+        tf
+          .max(a, [1, 2])
+          .mul(tf.linspace(1, 2, 15).reshape([3, 5]))
+          .sum(),
+      )(x),
+    ];
   });
   console.log(`  equal/broadcast: max |Δ| ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of diffs) assert.equal(d, 0);
