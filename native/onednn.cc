@@ -4,7 +4,14 @@
 #include <napi.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
+// The 2.x C++ API (op descriptors) from 2.6 on: bf16 brgconv on AMX arrived there, and 3.x
+// removed the op descriptors this file builds primitives from.
+#if DNNL_VERSION_MAJOR != 2 || DNNL_VERSION_MINOR < 6
+#error "a2's accelerator needs oneDNN 2.6 to 2.x (Debian 12: apt-get install libdnnl-dev); this oneDNN is another version"
+#endif
+
 #include <memory>
+#include <stdexcept>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -66,91 +73,158 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
     return body(info.Env());
   } catch (const dnnl::error& e) {
     Napi::Error::New(info.Env(), std::string("oneDNN: ") + e.what()).ThrowAsJavaScriptException();
-    return info.Env().Null();
+  } catch (const Napi::Error& e) {
+    e.ThrowAsJavaScriptException();
+  } catch (const std::exception& e) {
+    Napi::Error::New(info.Env(), std::string("a2 oneDNN addon: ") + e.what()).ThrowAsJavaScriptException();
+  } catch (...) {
+    Napi::Error::New(info.Env(), "a2 oneDNN addon: unknown C++ exception").ThrowAsJavaScriptException();
   }
+  return info.Env().Null();
 }
 
-float* dataOf(const Napi::Value& v) {
+// A Float32Array argument, checked to hold exactly the elements its dims say.
+float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw std::invalid_argument(std::string(what) + ": expected a Float32Array");
   Napi::Float32Array a = v.As<Napi::Float32Array>();
+  int64_t expected = 1;
+  for (auto d : dims) {
+    if (d < 0) throw std::invalid_argument(std::string(what) + ": negative dimension");
+    expected *= d;
+  }
+  if (static_cast<int64_t>(a.ElementLength()) != expected)
+    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(expected) + " floats for its dims, found " +
+                                std::to_string(a.ElementLength()));
   return a.Data();
 }
 
-// Each cached entry owns the primitive and the weights layout it wants.
+// One operand of a primitive: the f32 buffer tfjs owns (NHWC activations, HWIO filters) and,
+// where the primitive wants another type or layout, a scratch buffer plus cached reorders.
+struct Operand {
+  memory::desc user, prim;
+  std::unique_ptr<reorder> toPrim, toUser;
+  std::unique_ptr<memory> scratch;
+
+  void init(const memory::desc& userDesc, const memory::desc& primDesc, bool in, bool out) {
+    user = userDesc;
+    prim = primDesc;
+    if (user == prim) return;
+    auto& eng = cpuEngine();
+    scratch = std::make_unique<memory>(prim, eng);
+    if (in) toPrim = std::make_unique<reorder>(reorder::primitive_desc(eng, user, eng, prim));
+    if (out) toUser = std::make_unique<reorder>(reorder::primitive_desc(eng, prim, eng, user));
+  }
+  // The memory the primitive reads or writes; an input is converted into it first.
+  memory bind(float* data) {
+    memory userMem(user, cpuEngine(), data);
+    if (!scratch) return userMem;
+    if (toPrim) toPrim->execute(cpuStream(), userMem, *scratch);
+    return *scratch;
+  }
+  void writeBack(float* data) {
+    if (!toUser) return;
+    memory userMem(user, cpuEngine(), data);
+    toUser->execute(cpuStream(), *scratch, userMem);
+  }
+};
+
+// Each cached entry owns the primitive and its three operands (x|dx, filter|dW, y|dy).
 struct Cached {
   primitive prim;
-  memory::desc userWeights, primWeights;  // hwio as given, and the layout the primitive chose
+  Operand x, w, y;
   std::string impl;
 };
 
 std::unordered_map<std::string, std::unique_ptr<Cached>> cache;
 
-convolution_forward::desc forwardDesc(const Geometry& g, prop_kind kind) {
-  return convolution_forward::desc(kind, algorithm::convolution_direct,
-      memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
-      memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
+// bf16: inputs of the product in bfloat16 (AMX / AVX512-BF16 tiles), every output and every
+// accumulation in f32, as PyTorch's CPU autocast does for convolutions.
+struct Types {
+  dt x, w, y;
+};
+Types typesOf(const std::string& kind, bool bf16) {
+  if (!bf16) return {dt::f32, dt::f32, dt::f32};
+  if (kind == "forward") return {dt::bf16, dt::bf16, dt::f32};
+  if (kind == "backwardData") return {dt::f32, dt::bf16, dt::bf16};
+  return {dt::bf16, dt::f32, dt::bf16};
 }
 
-Cached& getCached(const char* kind, const Geometry& g) {
-  std::string key = keyOf(kind, g);
-  auto found = cache.find(key);
-  if (found != cache.end()) return *found->second;
+Cached* build(const std::string& kind, const Geometry& g, bool bf16) {
   auto& eng = cpuEngine();
+  Types t = typesOf(kind, bf16);
+  memory::desc xd(g.src, t.x, tag::nhwc), wd(g.weights, t.w, tag::any), yd(g.dst, t.y, tag::nhwc);
   auto entry = std::make_unique<Cached>();
-  entry->userWeights = memory::desc(g.weights, dt::f32, tag::hwio);
-  std::string k(kind);
-  auto fwdPd = convolution_forward::primitive_desc(forwardDesc(g, prop_kind::forward_training), eng);
-  if (k == "forward") {
+  // Backward primitives need a forward hint of the same input types.
+  Types ft = typesOf("forward", bf16);
+  auto fwdPd = convolution_forward::primitive_desc(
+      convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, memory::desc(g.src, ft.x, tag::nhwc),
+                                memory::desc(g.weights, ft.w, tag::any), memory::desc(g.dst, ft.y, tag::nhwc), g.strides, g.dilation,
+                                g.padL, g.padR),
+      eng);
+  memory::desc chosenW;
+  if (kind == "forward") {
     entry->prim = convolution_forward(fwdPd);
-    entry->primWeights = fwdPd.weights_desc();
+    chosenW = fwdPd.weights_desc();
     entry->impl = fwdPd.impl_info_str();
-  } else if (k == "backwardData") {
-    convolution_backward_data::desc d(algorithm::convolution_direct,
-        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
-        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
-    auto pd = convolution_backward_data::primitive_desc(d, eng, fwdPd);
+  } else if (kind == "backwardData") {
+    auto pd = convolution_backward_data::primitive_desc(
+        convolution_backward_data::desc(algorithm::convolution_direct, xd, wd, yd, g.strides, g.dilation, g.padL, g.padR), eng, fwdPd);
     entry->prim = convolution_backward_data(pd);
-    entry->primWeights = pd.weights_desc();
+    chosenW = pd.weights_desc();
+    entry->impl = pd.impl_info_str();
+  } else if (kind == "backwardWeights") {
+    auto pd = convolution_backward_weights::primitive_desc(
+        convolution_backward_weights::desc(algorithm::convolution_direct, xd, wd, yd, g.strides, g.dilation, g.padL, g.padR), eng, fwdPd);
+    entry->prim = convolution_backward_weights(pd);
+    chosenW = pd.diff_weights_desc();
     entry->impl = pd.impl_info_str();
   } else {
-    convolution_backward_weights::desc d(algorithm::convolution_direct,
-        memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.weights, dt::f32, tag::any),
-        memory::desc(g.dst, dt::f32, tag::nhwc), g.strides, g.dilation, g.padL, g.padR);
-    auto pd = convolution_backward_weights::primitive_desc(d, eng, fwdPd);
-    entry->prim = convolution_backward_weights(pd);
-    entry->primWeights = pd.diff_weights_desc();
-    entry->impl = pd.impl_info_str();
+    throw std::invalid_argument("conv: kind must be forward, backwardData or backwardWeights, found \"" + kind + "\"");
   }
-  auto& ref = *entry;
-  cache.emplace(key, std::move(entry));
-  return ref;
+  // A bf16 request oneDNN can only serve with its reference loops is slower than f32: refuse it.
+  if (bf16 && entry->impl.rfind("ref", 0) == 0) return nullptr;
+  bool fwd = kind == "forward", bwdD = kind == "backwardData", bwdW = kind == "backwardWeights";
+  entry->x.init(memory::desc(g.src, dt::f32, tag::nhwc), memory::desc(g.src, t.x, tag::nhwc), !bwdD, bwdD);
+  entry->w.init(memory::desc(g.weights, dt::f32, tag::hwio), chosenW, !bwdW, bwdW);
+  entry->y.init(memory::desc(g.dst, dt::f32, tag::nhwc), memory::desc(g.dst, t.y, tag::nhwc), !fwd, fwd);
+  return entry.release();
 }
 
-// conv(kind, geometry, x|dx, filter|dW, y|dy): kind is forward, backwardData or backwardWeights;
-// the buffer that kind writes is overwritten. Returns the oneDNN implementation's name.
+Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
+  std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32");
+  auto found = cache.find(key);
+  if (found != cache.end()) return *found->second;
+  Cached* entry = bf16 ? build(kind, g, true) : nullptr;
+  if (!entry) entry = build(kind, g, false);
+  return *cache.emplace(key, std::unique_ptr<Cached>(entry)).first->second;
+}
+
+// conv(kind, geometry, x|dx, filter|dW, y|dy[, precision]): kind is forward, backwardData or
+// backwardWeights; the buffer that kind writes is overwritten. precision "bf16" computes the
+// product in bfloat16 with f32 outputs (falling back to f32 where oneDNN has no fast bf16
+// kernel for the shape). Returns the oneDNN implementation's name.
 Napi::Value Conv(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, precision])");
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Geometry g = geometry(info[1].As<Napi::Object>());
-    float* x = dataOf(info[2]);
-    float* w = dataOf(info[3]);
-    float* y = dataOf(info[4]);
-    Cached& c = getCached(kind.c_str(), g);
-    auto& eng = cpuEngine();
+    bool bf16 = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "bf16";
+    float* x = dataOf(info[2], g.src, "conv x");
+    float* w = dataOf(info[3], g.weights, "conv filter");
+    float* y = dataOf(info[4], g.dst, "conv y");
+    Cached& c = getCached(kind, g, bf16);
     auto& strm = cpuStream();
-    memory src(memory::desc(g.src, dt::f32, tag::nhwc), eng, x);
-    memory dst(memory::desc(g.dst, dt::f32, tag::nhwc), eng, y);
-    memory userW(c.userWeights, eng, w);
-    bool reorderW = c.primWeights != c.userWeights;
-    memory primW = reorderW ? memory(c.primWeights, eng) : userW;
+    memory xm = c.x.bind(x), wm = c.w.bind(w), ym = c.y.bind(y);
     if (kind == "forward") {
-      if (reorderW) reorder(userW, primW).execute(strm, userW, primW);
-      c.prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, primW}, {DNNL_ARG_DST, dst}});
+      c.prim.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
+      c.y.writeBack(y);
     } else if (kind == "backwardData") {
-      if (reorderW) reorder(userW, primW).execute(strm, userW, primW);
-      c.prim.execute(strm, {{DNNL_ARG_DIFF_SRC, src}, {DNNL_ARG_WEIGHTS, primW}, {DNNL_ARG_DIFF_DST, dst}});
+      c.prim.execute(strm, {{DNNL_ARG_DIFF_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, ym}});
+      c.x.writeBack(x);
     } else {
-      c.prim.execute(strm, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_WEIGHTS, primW}, {DNNL_ARG_DIFF_DST, dst}});
-      if (reorderW) reorder(primW, userW).execute(strm, primW, userW);
+      c.prim.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, ym}});
+      c.w.writeBack(w);
     }
     strm.wait();
     return Napi::String::New(env, c.impl);
@@ -201,7 +275,7 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
     auto& strm = cpuStream();
     memory::desc data(nchw, dt::f32, tag::nhwc);
     memory::desc channel({nhwc[3]}, dt::f32, tag::a);
-    auto mem = [&](const memory::desc& d, int arg) { return memory(d, eng, dataOf(info[arg])); };
+    auto mem = [&](const memory::desc& d, int arg) { return memory(d, eng, dataOf(info[arg], d.dims(), "batchNorm buffer")); };
     if (kind == "forward") {
       c.forward.execute(strm, {{DNNL_ARG_SRC, mem(data, 3)}, {DNNL_ARG_SCALE, mem(channel, 4)}, {DNNL_ARG_SHIFT, mem(channel, 5)},
           {DNNL_ARG_DST, mem(data, 6)}, {DNNL_ARG_MEAN, mem(channel, 7)}, {DNNL_ARG_VARIANCE, mem(channel, 8)}});
@@ -251,8 +325,8 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
     CachedPool& c = *found->second;
     auto& strm = cpuStream();
     memory workspace(c.fwd.workspace_desc(), eng), pooled(dst, eng);
-    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(src, eng, dataOf(info[1]))}, {DNNL_ARG_DST, pooled}, {DNNL_ARG_WORKSPACE, workspace}});
-    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(dst, eng, dataOf(info[2]))}, {DNNL_ARG_DIFF_SRC, memory(src, eng, dataOf(info[3]))}, {DNNL_ARG_WORKSPACE, workspace}});
+    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(src, eng, dataOf(info[1], src.dims(), "maxPoolGrad x"))}, {DNNL_ARG_DST, pooled}, {DNNL_ARG_WORKSPACE, workspace}});
+    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(dst, eng, dataOf(info[2], dst.dims(), "maxPoolGrad dy"))}, {DNNL_ARG_DIFF_SRC, memory(src, eng, dataOf(info[3], src.dims(), "maxPoolGrad dx"))}, {DNNL_ARG_WORKSPACE, workspace}});
     strm.wait();
     return env.Undefined();
   });
@@ -262,6 +336,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
+  // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
+  auto isa = get_effective_cpu_isa();
+  exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));
   exports.Set("version", Napi::String::New(env, std::to_string(dnnl_version()->major) + "." + std::to_string(dnnl_version()->minor) + "." + std::to_string(dnnl_version()->patch)));
   return exports;
 }

@@ -1,11 +1,17 @@
 // `npm run bench`: training throughput of the three nets a2 trains (the q2 FC autoencoder,
 // the q2 conv autoencoder and the q5 CIFAR net), one optimizer step at a time, on each tfjs
-// backend that loads here and in PyTorch (Debian's python3-torch, when present) in the same
-// run. Prints a table and writes outputs/bench/metrics.json (with q5RatioVsTorch).
+// backend that loads here, in each precision (fp32; bf16 with the oneDNN accelerator), and in
+// PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
+// run; then one whole q5 epoch on the real data. Prints a table and writes
+// outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of the
+// same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
 //   npm run bench                 all nets, all backends
 //   npm run bench -- --profile    also: where one q5 step's time goes, kernel by kernel (wasm)
 //   npm run bench -- --steps 10 --cpu   more timed steps; include the (slow) plain-JS cpu backend
+//   npm run bench -- --no-epoch   skip the whole-epoch timing
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
 import { makeConvAutoencoder } from '../experiments/q2-conv-ae.js';
@@ -13,16 +19,17 @@ import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
 import { makeCifarNet } from '../experiments/cifar.js';
 import { writeJsonAtomic } from '../src/run/index.js';
 import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
-import { initBackend, seedEverything, tf } from '../src/tensor/index.js';
+import { type Precision, initBackend, seedEverything, tf } from '../src/tensor/index.js';
 
 const options = new Command('bench')
   .option('--steps <n>', 'timed steps per net (median reported)', (v) => Number(v), 6)
   .option('--threads <n>', 'PyTorch threads', (v) => Number(v), 2)
   .option('--profile', 'print a kernel-by-kernel profile of one q5 training step')
   .option('--cpu', 'also time the plain-JS cpu backend (FC net only; its convolutions take minutes)')
+  .option('--no-epoch', 'skip timing one whole q5 epoch on the real CIFAR-10 (about 3 minutes)')
   .option('--out <dir>', 'outputs folder', 'outputs')
   .parse()
-  .opts<{ steps: number; threads: number; profile?: boolean; cpu?: boolean; out: string }>();
+  .opts<{ steps: number; threads: number; profile?: boolean; cpu?: boolean; epoch: boolean; out: string }>();
 
 const Q5_WIDTHS = [32, 64, 128, 256];
 
@@ -146,18 +153,39 @@ async function profileQ5(): Promise<void> {
 }
 
 const info = await initBackend('auto');
+// Every precision a2 can run here: fp32 always, bf16 where the oneDNN accelerator is loaded.
+const precisions: Precision[] = info.kernels.some((k) => k.startsWith('oneDNN')) ? ['fp32', 'bf16'] : ['fp32'];
+const defaultPrecision = info.precision;
+interface Row {
+  net: string;
+  engine: string;
+  precision: Precision;
+  batch: number;
+  imagesPerSecond: number;
+  gflops?: number;
+}
+const rows: Row[] = [];
 const backends = [info.tfjsBackend, ...(options.cpu ? ['cpu'] : [])];
-const rows: { net: string; engine: string; batch: number; imagesPerSecond: number; gflops?: number }[] = [];
 for (const backend of backends) {
   await tf.setBackend(backend);
-  for (const net of NETS) {
-    if (backend === 'cpu' && net.name !== 'q2-fc-ae') continue;
-    const r = timeSteps(net, options.steps);
-    rows.push({ net: net.name, engine: `tfjs ${backend === info.tfjsBackend ? info.name : backend}`, batch: net.batch, ...r });
-    console.error(`  ${net.name} on ${backend}: ${r.imagesPerSecond.toFixed(0)} img/s`);
+  for (const precision of backend === info.tfjsBackend ? precisions : (['fp32'] as const)) {
+    await initBackend('auto', { precision });
+    for (const net of NETS) {
+      if (backend === 'cpu' && net.name !== 'q2-fc-ae') continue;
+      const r = timeSteps(net, options.steps);
+      rows.push({
+        net: net.name,
+        engine: `a2 tfjs ${backend === info.tfjsBackend ? info.name : backend}`,
+        precision,
+        batch: net.batch,
+        ...r,
+      });
+      console.error(`  ${net.name} on ${backend} ${precision}: ${r.imagesPerSecond.toFixed(0)} img/s`);
+    }
   }
 }
 await tf.setBackend(info.tfjsBackend);
+await initBackend('auto', { precision: defaultPrecision });
 
 let torchVersion: string | undefined;
 const torch = spawnSync(
@@ -165,43 +193,109 @@ const torch = spawnSync(
   [path.join(PROJECT_ROOT, 'scripts/bench_torch.py'), String(options.threads), String(options.steps), Q5_WIDTHS.join(',')],
   { encoding: 'utf8' },
 );
+const torchErrors: string[] = [];
 if (torch.status === 0) {
   const parsed = JSON.parse(torch.stdout) as {
     torch: string;
     threads: number;
-    nets: Record<string, { batch: number; imagesPerSecond: number }>;
+    rows: { net: string; config: string; precision: Precision; batch: number; imagesPerSecond?: number; error?: string }[];
   };
   torchVersion = parsed.torch;
-  for (const [name, r] of Object.entries(parsed.nets))
-    rows.push({
-      net: name,
-      engine: `PyTorch ${parsed.torch} (${parsed.threads} threads)`,
-      batch: r.batch,
-      imagesPerSecond: r.imagesPerSecond,
-    });
+  for (const r of parsed.rows) {
+    const engine = `PyTorch ${parsed.torch} ${r.config} (${parsed.threads} thr)`;
+    if (r.imagesPerSecond === undefined) torchErrors.push(`${r.net} ${engine}: did not run (${r.error})`);
+    else rows.push({ net: r.net, engine, precision: r.precision, batch: r.batch, imagesPerSecond: r.imagesPerSecond });
+  }
 } else {
   console.error(
     `PyTorch reference not run: ${(torch.stderr || torch.error?.message || '').split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`,
   );
 }
 
-console.log('\nnet          engine                              batch    images/s   GFLOP/s');
+console.log(`\n${'net'.padEnd(12)}${'engine'.padEnd(50)}${'precision'.padEnd(10)}batch    images/s   GFLOP/s`);
 for (const r of rows)
   console.log(
-    `${r.net.padEnd(13)}${r.engine.padEnd(36)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`,
+    `${r.net.padEnd(12)}${r.engine.padEnd(50)}${r.precision.padEnd(10)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`,
   );
-const ours = rows.find((r) => r.net === 'q5-cifar' && r.engine.startsWith('tfjs'));
-const theirs = rows.find((r) => r.net === 'q5-cifar' && r.engine.startsWith('PyTorch'));
-const q5RatioVsTorch = ours && theirs ? ours.imagesPerSecond / theirs.imagesPerSecond : null;
-if (q5RatioVsTorch !== null) console.log(`\nq5 net: tfjs ${info.name} runs at ${q5RatioVsTorch.toFixed(3)}× PyTorch's images/s`);
+for (const e of torchErrors) console.log(e);
+
+/** a2 against PyTorch on one net: its default precision vs PyTorch's best of that precision, and fastest vs fastest. */
+function ratios(net: string): { ratioVsTorch: number | null; ratioVsTorchBest: number | null } {
+  const fastest = (rs: Row[]) => rs.reduce<Row | undefined>((b, r) => (b && b.imagesPerSecond >= r.imagesPerSecond ? b : r), undefined);
+  const ours = rows.filter((r) => r.net === net && r.engine.startsWith(`a2 tfjs ${info.name}`));
+  const theirs = rows.filter((r) => r.net === net && r.engine.startsWith('PyTorch'));
+  const oursDefault = ours.find((r) => r.precision === defaultPrecision);
+  const theirsSame = fastest(theirs.filter((r) => r.precision === defaultPrecision));
+  const [oursBest, theirsBest] = [fastest(ours), fastest(theirs)];
+  return {
+    ratioVsTorch: oursDefault && theirsSame ? oursDefault.imagesPerSecond / theirsSame.imagesPerSecond : null,
+    ratioVsTorchBest: oursBest && theirsBest ? oursBest.imagesPerSecond / theirsBest.imagesPerSecond : null,
+  };
+}
+const perNet = Object.fromEntries(NETS.map((n) => [n.name, ratios(n.name)]));
+for (const [net, r] of Object.entries(perNet))
+  if (r.ratioVsTorch !== null)
+    console.log(
+      `${net}: a2 (${defaultPrecision}) at ${r.ratioVsTorch.toFixed(3)}× PyTorch's best ${defaultPrecision}; fastest vs fastest ${r.ratioVsTorchBest?.toFixed(3)}×`,
+    );
+
+const epoch = options.epoch ? wholeEpoch(defaultPrecision) : null;
 writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
   date: new Date().toISOString(),
   steps: options.steps,
   backend: info.name,
+  defaultPrecision,
   kernels: info.kernels,
   torch: torchVersion ?? null,
   packages: packageVersions(),
   rows,
-  q5RatioVsTorch,
+  torchErrors,
+  nets: perNet,
+  q5RatioVsTorch: perNet['q5-cifar'].ratioVsTorch,
+  q5RatioVsTorchBest: perNet['q5-cifar'].ratioVsTorchBest,
+  q5WholeEpoch: epoch,
 });
 if (options.profile) await profileQ5();
+
+/**
+ * One whole q5 epoch on the real CIFAR-10 (batch assembly, augmentation, the training steps and
+ * the test pass with flip TTA), run as `a2 run q5-cifar --epochs 1`, against the pure step rate
+ * at the recipe's batch: the gap is what the input pipeline and evaluation cost.
+ */
+function wholeEpoch(precision: Precision) {
+  const out = mkdtempSync(path.join(tmpdir(), 'a2-bench-epoch-'));
+  const run = spawnSync(
+    process.execPath,
+    [path.join(PROJECT_ROOT, 'bin/a2.js'), 'run', 'q5-cifar', '--epochs', '1', '--out', out, '--precision', precision],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (run.status !== 0) {
+    console.log(`whole q5 epoch not timed: ${(run.stderr || run.stdout).trim().split('\n').pop()}`);
+    return null;
+  }
+  const manifest = JSON.parse(readFileSync(path.join(out, 'q5-cifar', 'run.json'), 'utf8')) as { config: { batchSize: number } };
+  const metrics = JSON.parse(readFileSync(path.join(out, 'q5-cifar', 'metrics.json'), 'utf8')) as {
+    trainImages: number;
+    testImages: number;
+    epochs: { seconds: number }[];
+  };
+  rmSync(out, { recursive: true, force: true });
+  const batch = manifest.config.batchSize;
+  const step = timeSteps({ ...NETS[2], batch }, options.steps).imagesPerSecond;
+  const seconds = metrics.epochs[0].seconds;
+  const epochImagesPerSecond = metrics.trainImages / seconds;
+  console.log(
+    `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images with flip TTA): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s vs ${step.toFixed(0)} for the pure step (${((100 * epochImagesPerSecond) / step).toFixed(0)}%)`,
+  );
+  return {
+    precision,
+    batch,
+    seconds,
+    trainImages: metrics.trainImages,
+    epochImagesPerSecond,
+    stepImagesPerSecond: step,
+    ratio: epochImagesPerSecond / step,
+  };
+}

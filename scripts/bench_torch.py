@@ -1,7 +1,12 @@
 """PyTorch reference for `npm run bench`: the same three nets, one training step each, images/s.
 
+Each net in every configuration PyTorch's CPU path offers here: NCHW fp32 (the default),
+channels_last fp32 (conv nets only), and channels_last + bf16 autocast (fp32 weights, bf16
+products), so a2 is compared with PyTorch's strongest setting, not its default.
+
 usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS(comma-separated)
-Prints one JSON object: {"torch": version, "threads": n, "nets": {name: {"batch": b, "imagesPerSecond": x}}}.
+Prints one JSON object: {"torch": version, "threads": n, "rows": [{"net", "config", "precision",
+"batch", "imagesPerSecond"} | {"net", "config", "error"}]}.
 """
 import json
 import statistics
@@ -49,12 +54,13 @@ def cifar_net(w):
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w[-1], 10, bias=False))
 
 
-def bench(model, x, loss_fn, opt):
+def bench(model, x, loss_fn, opt, autocast):
     times = []
     for i in range(steps + 3):
         t = time.perf_counter()
         opt.zero_grad()
-        loss = loss_fn(model(x))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = loss_fn(model(x))
         loss.backward()
         opt.step()
         if i >= 3:
@@ -62,16 +68,38 @@ def bench(model, x, loss_fn, opt):
     return x.shape[0] / statistics.median(times)
 
 
-result = {"torch": torch.__version__, "threads": threads, "nets": {}}
-x = torch.rand(256, 1, 28, 28)
-m = fc_ae()
-result["nets"]["q2-fc-ae"] = {"batch": 256, "imagesPerSecond": bench(m, x, lambda y: (y - x).abs().mean(), torch.optim.Adam(m.parameters(), 1e-3))}
-x = torch.rand(128, 1, 28, 28)
-m = conv_ae()
-result["nets"]["q2-conv-ae"] = {"batch": 128, "imagesPerSecond": bench(m, x, lambda y: (y - x).abs().mean(), torch.optim.Adam(m.parameters(), 1e-3))}
-x = torch.randn(128, 3, 32, 32)
+CONFIGS = [  # name, precision, channels_last, autocast
+    ("NCHW fp32", "fp32", False, False),
+    ("channels_last fp32", "fp32", True, False),
+    ("channels_last bf16 autocast", "bf16", True, True),
+]
+
+
+def run(net, make, x, loss_of, make_opt, convolutional=True):
+    for config, precision, channels_last, autocast in CONFIGS:
+        if channels_last and not convolutional:
+            if not autocast:
+                continue  # no 4-D activations: the layout changes nothing
+            config, channels_last = "bf16 autocast", False
+        torch.manual_seed(0)
+        model, xx = make(), x
+        if channels_last:
+            model, xx = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        row = {"net": net, "config": config, "precision": precision, "batch": x.shape[0]}
+        try:
+            row["imagesPerSecond"] = bench(model, xx, lambda y: loss_of(y.float(), xx), make_opt(model), autocast)
+        except RuntimeError as e:  # a configuration this build of PyTorch cannot run
+            row["error"] = str(e).split("\n")[0][:200]
+        result["rows"].append(row)
+
+
+result = {"torch": torch.__version__, "threads": threads, "rows": []}
+adam = lambda m: torch.optim.Adam(m.parameters(), 1e-3)
+l1 = lambda y, x: (y - x.float()).abs().mean()
+run("q2-fc-ae", fc_ae, torch.rand(256, 1, 28, 28), l1, adam, convolutional=False)
+run("q2-conv-ae", conv_ae, torch.rand(128, 1, 28, 28), l1, adam)
 labels = torch.randint(0, 10, (128,))
-m = cifar_net(widths)
 ce = nn.CrossEntropyLoss(label_smoothing=0.2)
-result["nets"]["q5-cifar"] = {"batch": 128, "imagesPerSecond": bench(m, x, lambda y: ce(y, labels), torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, nesterov=True))}
+run("q5-cifar", lambda: cifar_net(widths), torch.randn(128, 3, 32, 32), lambda y, _x: ce(y, labels),
+    lambda m: torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, nesterov=True))
 print(json.dumps(result))

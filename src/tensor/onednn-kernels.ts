@@ -19,10 +19,27 @@ interface Geometry {
   dilations: number[];
   pads: number[];
 }
+export type Precision = 'fp32' | 'bf16';
 interface OneDnn {
-  conv(kind: 'forward' | 'backwardData' | 'backwardWeights', g: Geometry, x: Float32Array, w: Float32Array, y: Float32Array): string;
+  conv(
+    kind: 'forward' | 'backwardData' | 'backwardWeights',
+    g: Geometry,
+    x: Float32Array,
+    w: Float32Array,
+    y: Float32Array,
+    precision?: 'f32' | 'bf16',
+  ): string;
   version: string;
+  /** oneDNN dispatches to an ISA that multiplies bf16 natively (AVX512-BF16 or AMX). */
+  bf16Native?: boolean;
 }
+
+// The precision of the products inside convolutions; outputs and accumulation stay f32.
+let convPrecision: Precision = 'fp32';
+export function setConvPrecision(p: Precision): void {
+  convPrecision = p;
+}
+const addonPrecision = () => (convPrecision === 'bf16' ? 'bf16' : 'f32');
 
 const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/Release/a2_onednn.node');
 
@@ -76,7 +93,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
   const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
     const out = backend.makeOutput(g.y, 'float32');
-    addon.conv('forward', g, view(backend, x), view(backend, filter), view(backend, out));
+    addon.conv('forward', g, view(backend, x), view(backend, filter), view(backend, out), addonPrecision());
     return out;
   };
 
@@ -114,7 +131,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const backend = args.backend as BackendWasm;
     const g = geometryOf(attrs.inputShape, filter.shape, attrs);
     const dx = backend.makeOutput(attrs.inputShape, 'float32');
-    addon.conv('backwardData', g, view(backend, dx), view(backend, filter), view(backend, dy));
+    addon.conv('backwardData', g, view(backend, dx), view(backend, filter), view(backend, dy), addonPrecision());
     return dx;
   });
 
@@ -125,7 +142,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const backend = args.backend as BackendWasm;
     const g = geometryOf(x.shape, attrs.filterShape, attrs);
     const dw = backend.makeOutput(attrs.filterShape, 'float32');
-    addon.conv('backwardWeights', g, view(backend, x), view(backend, dw), view(backend, dy));
+    addon.conv('backwardWeights', g, view(backend, x), view(backend, dw), view(backend, dy), addonPrecision());
     return dw;
   });
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
