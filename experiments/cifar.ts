@@ -108,8 +108,7 @@ export function makeCifarNet(widths: number[]): tf.LayersModel {
       .conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' })
       .apply(x) as tf.SymbolicTensor;
     if (pool) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
-    h = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
-    return tf.layers.reLU().apply(h) as tf.SymbolicTensor;
+    return new BatchNorm({ momentum: 0.9, epsilon: 1e-5, relu: true }).apply(h) as tf.SymbolicTensor;
   };
   let h = convBnRelu(input, widths[0], false);
   for (const width of widths.slice(1)) h = convBnRelu(convBnRelu(h, width, true), width, false);

@@ -195,7 +195,10 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
   std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32");
   auto found = cache.find(key);
   if (found != cache.end()) return *found->second;
-  Cached* entry = bf16 ? build(kind, g, true) : nullptr;
+  // The stem (3 input channels) gains nothing from bf16: its products are too short to fill AMX
+  // tiles, and its backward-weights pass ran slower in bf16 than in f32 here.
+  bool useBf16 = bf16 && g.src[1] >= 16;
+  Cached* entry = useBf16 ? build(kind, g, true) : nullptr;
   if (!entry) entry = build(kind, g, false);
   return *cache.emplace(key, std::unique_ptr<Cached>(entry)).first->second;
 }
@@ -231,21 +234,23 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
   });
 }
 
-// Batch normalisation in training mode over N·H·W of an NHWC tensor, per channel C.
+// Batch normalisation in training mode over N·H·W of an NHWC tensor, per channel C, optionally
+// with the ReLU that follows it fused in (its mask kept in a workspace for the backward pass).
 struct CachedNorm {
   batch_normalization_forward::primitive_desc fwd;
   primitive forward, backward;
 };
 std::unordered_map<std::string, std::unique_ptr<CachedNorm>> normCache;
 
-CachedNorm& getNorm(const memory::dims& nchw, float eps) {
+CachedNorm& getNorm(const memory::dims& nchw, float eps, bool relu) {
   std::ostringstream k;
-  k << eps;
+  k << eps << (relu ? ",relu" : "");
   for (auto v : nchw) k << ',' << v;
   auto found = normCache.find(k.str());
   if (found != normCache.end()) return *found->second;
   auto& eng = cpuEngine();
   auto flags = normalization_flags::use_scale | normalization_flags::use_shift;
+  if (relu) flags = flags | normalization_flags::fuse_norm_relu;
   memory::desc data(nchw, dt::f32, tag::nhwc);
   auto entry = std::make_unique<CachedNorm>();
   entry->fwd = batch_normalization_forward::primitive_desc(
@@ -259,30 +264,59 @@ CachedNorm& getNorm(const memory::dims& nchw, float eps) {
   return ref;
 }
 
-// batchNorm("forward", [N,H,W,C], eps, x, scale, shift, y, mean, variance): writes y, mean and
-// the biased variance. batchNorm("backward", shape, eps, x, scale, shift, dy, dx, mean,
-// variance, dScale, dShift): writes dx, dScale, dShift.
+memory::dims nhwcDims(const Napi::Value& v) {
+  Napi::Array shape = v.As<Napi::Array>();
+  if (shape.Length() != 4) throw std::invalid_argument("batchNorm: expected an [N,H,W,C] shape");
+  memory::dims nhwc;
+  for (uint32_t i = 0; i < 4; i++) nhwc.push_back(shape.Get(i).As<Napi::Number>().Int64Value());
+  return nhwc;
+}
+
+// batchNormWorkspaceFloats([N,H,W,C], eps): floats the fused ReLU's workspace needs.
+Napi::Value BatchNormWorkspaceFloats(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    memory::dims nhwc = nhwcDims(info[0]);
+    CachedNorm& c = getNorm({nhwc[0], nhwc[3], nhwc[1], nhwc[2]}, info[1].As<Napi::Number>().FloatValue(), true);
+    return Napi::Number::New(env, static_cast<double>((c.fwd.workspace_desc().get_size() + 3) / 4));
+  });
+}
+
+// batchNorm("forward", [N,H,W,C], eps, relu, x, scale, shift, y, mean, variance[, workspace]):
+// writes y, mean and the biased variance. batchNorm("backward", shape, eps, relu, x, scale,
+// shift, dy, dx, mean, variance, dScale, dShift[, workspace]): writes dx, dScale, dShift. With
+// relu, y = max(0, normalised) and the backward pass applies the forward's mask first.
 Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     std::string kind = info[0].As<Napi::String>().Utf8Value();
-    Napi::Array shape = info[1].As<Napi::Array>();
-    memory::dims nhwc;
-    for (uint32_t i = 0; i < 4; i++) nhwc.push_back(shape.Get(i).As<Napi::Number>().Int64Value());
+    memory::dims nhwc = nhwcDims(info[1]);
     memory::dims nchw = {nhwc[0], nhwc[3], nhwc[1], nhwc[2]};
     float eps = info[2].As<Napi::Number>().FloatValue();
-    CachedNorm& c = getNorm(nchw, eps);
+    bool relu = info[3].As<Napi::Boolean>().Value();
+    size_t buffers = kind == "forward" ? 6 : 9;
+    if (info.Length() != 4 + buffers + (relu ? 1 : 0)) throw std::invalid_argument("batchNorm: wrong number of buffers for " + kind);
+    CachedNorm& c = getNorm(nchw, eps, relu);
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
     memory::desc data(nchw, dt::f32, tag::nhwc);
     memory::desc channel({nhwc[3]}, dt::f32, tag::a);
     auto mem = [&](const memory::desc& d, int arg) { return memory(d, eng, dataOf(info[arg], d.dims(), "batchNorm buffer")); };
+    std::unordered_map<int, memory> args;
+    if (relu) {
+      memory::desc ws = c.fwd.workspace_desc();
+      int64_t floats = static_cast<int64_t>((ws.get_size() + 3) / 4);
+      args.insert({DNNL_ARG_WORKSPACE, memory(ws, eng, dataOf(info[4 + buffers], {floats}, "batchNorm workspace"))});
+    }
     if (kind == "forward") {
-      c.forward.execute(strm, {{DNNL_ARG_SRC, mem(data, 3)}, {DNNL_ARG_SCALE, mem(channel, 4)}, {DNNL_ARG_SHIFT, mem(channel, 5)},
-          {DNNL_ARG_DST, mem(data, 6)}, {DNNL_ARG_MEAN, mem(channel, 7)}, {DNNL_ARG_VARIANCE, mem(channel, 8)}});
+      args.insert({{DNNL_ARG_SRC, mem(data, 4)}, {DNNL_ARG_SCALE, mem(channel, 5)}, {DNNL_ARG_SHIFT, mem(channel, 6)},
+                   {DNNL_ARG_DST, mem(data, 7)}, {DNNL_ARG_MEAN, mem(channel, 8)}, {DNNL_ARG_VARIANCE, mem(channel, 9)}});
+      c.forward.execute(strm, args);
+    } else if (kind == "backward") {
+      args.insert({{DNNL_ARG_SRC, mem(data, 4)}, {DNNL_ARG_SCALE, mem(channel, 5)}, {DNNL_ARG_SHIFT, mem(channel, 6)},
+                   {DNNL_ARG_DIFF_DST, mem(data, 7)}, {DNNL_ARG_DIFF_SRC, mem(data, 8)}, {DNNL_ARG_MEAN, mem(channel, 9)},
+                   {DNNL_ARG_VARIANCE, mem(channel, 10)}, {DNNL_ARG_DIFF_SCALE, mem(channel, 11)}, {DNNL_ARG_DIFF_SHIFT, mem(channel, 12)}});
+      c.backward.execute(strm, args);
     } else {
-      c.backward.execute(strm, {{DNNL_ARG_SRC, mem(data, 3)}, {DNNL_ARG_SCALE, mem(channel, 4)}, {DNNL_ARG_SHIFT, mem(channel, 5)},
-          {DNNL_ARG_DIFF_DST, mem(data, 6)}, {DNNL_ARG_DIFF_SRC, mem(data, 7)}, {DNNL_ARG_MEAN, mem(channel, 8)},
-          {DNNL_ARG_VARIANCE, mem(channel, 9)}, {DNNL_ARG_DIFF_SCALE, mem(channel, 10)}, {DNNL_ARG_DIFF_SHIFT, mem(channel, 11)}});
+      throw std::invalid_argument("batchNorm: kind must be forward or backward, found \"" + kind + "\"");
     }
     strm.wait();
     return env.Undefined();
@@ -336,6 +370,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
+  exports.Set("batchNormWorkspaceFloats", Napi::Function::New(env, BatchNormWorkspaceFloats));
   // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
   auto isa = get_effective_cpu_isa();
   exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));

@@ -142,7 +142,7 @@ async function profileQ5(): Promise<void> {
   }
   const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
   console.log(`\nq5 training step (batch ${net.batch}) on ${tf.getBackend()}, kernel by kernel (${total.toFixed(0)} ms of kernel time):`);
-  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 15)) {
+  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) {
     console.log(
       `  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`,
     );

@@ -80,16 +80,14 @@ const AUTO_ORDER: Rung[] = ['tensorflow-gpu', 'wasm+onednn', 'tensorflow', 'wasm
 function resolvePrecision(choice: PrecisionChoice, onednn: { bf16Native?: boolean } | undefined, notices: string[]): Precision {
   if (choice === 'fp32') return 'fp32';
   if (choice === 'auto') return onednn?.bf16Native ? 'bf16' : 'fp32';
-  if (!onednn) throw new UsageError('--precision bf16 needs the oneDNN accelerator on the wasm backend (npm run setup); use --precision fp32 or auto');
+  if (!onednn)
+    throw new UsageError('--precision bf16 needs the oneDNN accelerator on the wasm backend (npm run setup); use --precision fp32 or auto');
   if (!onednn.bf16Native) notices.push('this CPU has no native bf16 (AVX512-BF16 or AMX): oneDNN emulates it, slower than fp32');
   return 'bf16';
 }
 
 /** Initialises the backend; later calls return the first answer (tfjs has one engine per process). */
-export async function initBackend(
-  requested: BackendChoice = 'auto',
-  options: { precision?: PrecisionChoice } = {},
-): Promise<BackendInfo> {
+export async function initBackend(requested: BackendChoice = 'auto', options: { precision?: PrecisionChoice } = {}): Promise<BackendInfo> {
   const requestedPrecision = options.precision ?? 'auto';
   if (active !== undefined) {
     if (requested !== 'auto' && requested !== active.name) {

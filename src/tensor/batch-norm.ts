@@ -10,39 +10,40 @@ export const BATCH_NORM_TRAIN_GRAD = 'A2BatchNormTrainGrad';
 
 const hasKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 
-/** y = (x − mean)/√(var + ε)·γ + β with the batch's own mean and (biased) variance, and those statistics. */
+/**
+ * y = (x − mean)/√(var + ε)·γ + β with the batch's own mean and (biased) variance, and those
+ * statistics; with `relu`, y = max(0, …) in the same pass (the ReLU that follows most norms).
+ */
 export function batchNormTraining(
   x: tf.Tensor4D,
   gamma: tf.Tensor1D,
   beta: tf.Tensor1D,
   epsilon: number,
+  relu = false,
 ): { y: tf.Tensor4D; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   if (!hasKernel(BATCH_NORM_TRAIN) || !hasKernel(BATCH_NORM_TRAIN_GRAD)) {
     const { mean, variance } = tf.moments(x, [0, 1, 2]);
-    return {
-      y: tf.batchNorm(x, mean, variance, beta, gamma, epsilon) as tf.Tensor4D,
-      mean: mean as tf.Tensor1D,
-      variance: variance as tf.Tensor1D,
-    };
+    const normalised = tf.batchNorm(x, mean, variance, beta, gamma, epsilon) as tf.Tensor4D;
+    return { y: relu ? tf.relu(normalised) : normalised, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
   }
   let stats: tf.Tensor[] = [];
   // customGrad passes the inputs, then the save function, in one rest list.
   const normalise = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [input, scale, shift, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
-    const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x: input, scale, offset: shift }, { epsilon }) as tf.Tensor[];
-    save([input, scale, shift, mean, variance]);
+    // With relu the kernel also returns the ReLU mask (a workspace) for the backward pass.
+    const [y, mean, variance, mask] = tf
+      .engine()
+      .runKernel(BATCH_NORM_TRAIN, { x: input, scale, offset: shift }, { epsilon, relu }) as tf.Tensor[];
+    save(mask ? [input, scale, shift, mean, variance, mask] : [input, scale, shift, mean, variance]);
     stats = [tf.keep(mean.clone()), tf.keep(variance.clone())];
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [savedX, savedScale, savedShift, savedMean, savedVariance] = saved;
+        const [savedX, savedScale, savedShift, savedMean, savedVariance, savedMask] = saved;
+        const inputs = { x: savedX, scale: savedScale, offset: savedShift, dy: dy as tf.Tensor, mean: savedMean, variance: savedVariance };
         return tf
           .engine()
-          .runKernel(
-            BATCH_NORM_TRAIN_GRAD,
-            { x: savedX, scale: savedScale, offset: savedShift, dy: dy as tf.Tensor, mean: savedMean, variance: savedVariance },
-            { epsilon },
-          ) as tf.Tensor[];
+          .runKernel(BATCH_NORM_TRAIN_GRAD, savedMask ? { ...inputs, mask: savedMask } : inputs, { epsilon, relu }) as tf.Tensor[];
       },
     };
   });
@@ -53,6 +54,8 @@ export function batchNormTraining(
 interface BatchNormArgs {
   momentum?: number;
   epsilon?: number;
+  /** Apply a ReLU after the norm, in the same kernel. */
+  relu?: boolean;
   name?: string;
 }
 
@@ -64,6 +67,7 @@ export class BatchNorm extends tf.layers.Layer {
   static className = 'A2BatchNorm';
   private readonly momentum: number;
   private readonly epsilon: number;
+  private readonly relu: boolean;
   private gamma!: tf.LayerVariable;
   private beta!: tf.LayerVariable;
   private movingMean!: tf.LayerVariable;
@@ -73,6 +77,7 @@ export class BatchNorm extends tf.layers.Layer {
     super(args);
     this.momentum = args.momentum ?? 0.99;
     this.epsilon = args.epsilon ?? 1e-3;
+    this.relu = args.relu ?? false;
     this.supportsMasking = true;
   }
 
@@ -91,9 +96,17 @@ export class BatchNorm extends tf.layers.Layer {
     const gamma = this.gamma.read() as tf.Tensor1D,
       beta = this.beta.read() as tf.Tensor1D;
     if (!kwargs.training) {
-      return tf.batchNorm(x, this.movingMean.read() as tf.Tensor1D, this.movingVariance.read() as tf.Tensor1D, beta, gamma, this.epsilon);
+      const y = tf.batchNorm(
+        x,
+        this.movingMean.read() as tf.Tensor1D,
+        this.movingVariance.read() as tf.Tensor1D,
+        beta,
+        gamma,
+        this.epsilon,
+      );
+      return this.relu ? tf.relu(y) : y;
     }
-    const { y, mean, variance } = batchNormTraining(x, gamma, beta, this.epsilon);
+    const { y, mean, variance } = batchNormTraining(x, gamma, beta, this.epsilon, this.relu);
     const update = (v: tf.LayerVariable, value: tf.Tensor) =>
       tf.tidy(() => {
         const old = v.read();
@@ -106,7 +119,7 @@ export class BatchNorm extends tf.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon };
+    return { ...super.getConfig(), momentum: this.momentum, epsilon: this.epsilon, relu: this.relu };
   }
 }
 tf.serialization.registerClass(BatchNorm);

@@ -149,7 +149,8 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
 }
 
 interface OneDnnWithNorm extends OneDnn {
-  batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, ...buffers: Float32Array[]): void;
+  batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
+  batchNormWorkspaceFloats(shape: number[], epsilon: number): number;
   maxPoolGrad(
     g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
     x: Float32Array,
@@ -201,32 +202,25 @@ export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
   return ['MaxPoolGrad'];
 }
 
-/** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN. */
+/** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN, with the ReLU fused in when asked. */
 export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
-  if (typeof native.batchNorm !== 'function') return [];
+  if (typeof native.batchNorm !== 'function' || typeof native.batchNormWorkspaceFloats !== 'function') return [];
   tf.registerKernel({
     kernelName: 'A2BatchNormTrain',
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
       const { x, scale, offset } = inputs as Record<string, TensorInfo>;
+      const { epsilon, relu = false } = attrs as { epsilon: number; relu?: boolean };
       const channels = [x.shape[3]];
       const y = wasm.makeOutput(x.shape, 'float32');
       const mean = wasm.makeOutput(channels, 'float32');
       const variance = wasm.makeOutput(channels, 'float32');
-      native.batchNorm(
-        'forward',
-        x.shape,
-        (attrs as { epsilon: number }).epsilon,
-        view(wasm, x),
-        view(wasm, scale),
-        view(wasm, offset),
-        view(wasm, y),
-        view(wasm, mean),
-        view(wasm, variance),
-      );
-      return [y, mean, variance];
+      const mask = relu ? wasm.makeOutput([native.batchNormWorkspaceFloats(x.shape, epsilon)], 'float32') : undefined;
+      const buffers = [x, scale, offset, y, mean, variance, ...(mask ? [mask] : [])].map((t) => view(wasm, t));
+      native.batchNorm('forward', x.shape, epsilon, relu, ...buffers);
+      return mask ? [y, mean, variance, mask] : [y, mean, variance];
     },
   });
   tf.registerKernel({
@@ -234,26 +228,15 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
-      const { x, scale, offset, dy, mean, variance } = inputs as Record<string, TensorInfo>;
+      const { x, scale, offset, dy, mean, variance, mask } = inputs as Record<string, TensorInfo>;
+      const { epsilon, relu = false } = attrs as { epsilon: number; relu?: boolean };
       const dx = wasm.makeOutput(x.shape, 'float32');
       const dScale = wasm.makeOutput(scale.shape, 'float32');
       const dShift = wasm.makeOutput(scale.shape, 'float32');
-      native.batchNorm(
-        'backward',
-        x.shape,
-        (attrs as { epsilon: number }).epsilon,
-        view(wasm, x),
-        view(wasm, scale),
-        view(wasm, offset),
-        view(wasm, dy),
-        view(wasm, dx),
-        view(wasm, mean),
-        view(wasm, variance),
-        view(wasm, dScale),
-        view(wasm, dShift),
-      );
+      const buffers = [x, scale, offset, dy, dx, mean, variance, dScale, dShift, ...(relu ? [mask] : [])].map((t) => view(wasm, t));
+      native.batchNorm('backward', x.shape, epsilon, relu, ...buffers);
       return [dx, dScale, dShift];
     },
   });
-  return ['A2BatchNormTrain', 'A2BatchNormTrainGrad'];
+  return ['A2BatchNormTrain (+ReLU)', 'A2BatchNormTrainGrad'];
 }

@@ -55,7 +55,8 @@ async function outputs(backend: string, precision: 'fp32' | 'bf16', fn: () => tf
   return values;
 }
 
-// The q5 net's layer shapes (3→32 stem, 32→64, 128→256), plus strided and unpadded cases.
+// The q5 net's layer shapes (3→32 stem, 32→64, 128→256), plus strided and unpadded cases. The
+// stem (fewer than 16 input channels) stays in fp32 by design (native/onednn.cc says why).
 const cases = [
   { n: 8, hw: 32, cin: 3, cout: 32, k: 3, stride: 1, pad: 'same' as const },
   { n: 8, hw: 16, cin: 32, cout: 64, k: 3, stride: 1, pad: 'same' as const },
@@ -90,7 +91,8 @@ for (const c of cases) {
       assert.ok(e.rms < 4e-3, `${name}: bf16 RMS error ${e.rms} ≥ 4e-3`);
       assert.ok(e.max < 1e-2, `${name}: bf16 max error ${e.max} ≥ 1e-2`);
       assert.ok(f.rms < 1e-5, `${name}: fp32 RMS error ${f.rms}`);
-      assert.ok(e.rms > 10 * f.rms, `${name}: bf16 (${e.rms}) is no further from fp32 than fp32 itself (${f.rms}): did bf16 run?`);
+      if (c.cin < 16) assert.deepEqual(bf16[i], fp32[i], `${name}: a stem conv should stay in fp32`);
+      else assert.ok(e.rms > 10 * f.rms, `${name}: bf16 (${e.rms}) is no further from fp32 than fp32 itself (${f.rms}): did bf16 run?`);
     }
   });
 }

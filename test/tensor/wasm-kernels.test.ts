@@ -214,29 +214,31 @@ test('sum and mean over leading axes (and any others) match cpu', async () => {
   for (const d of diffs) assert.ok(d < 1e-5);
 });
 
-test("the BatchNorm layer: output, moving statistics and every gradient match the cpu backend's plain ops", async () => {
-  const { BatchNorm } = await import('../../src/tensor/index.js');
-  const xv = randomValues(8 * 6 * 6 * 5, 12, 0.3);
-  const diffs = await compareBackends(() => {
-    const layer = new BatchNorm({ momentum: 0.9, epsilon: 1e-5 });
-    const x = tf.tensor4d(xv, [8, 6, 6, 5]);
-    layer.build(x.shape);
-    const weight = tf.linspace(-1, 2, x.size).reshape(x.shape);
-    const [gamma, beta] = layer.trainableWeights.map((w) => w.read() as tf.Variable);
-    const f = (a: tf.Tensor) => (layer.apply(a, { training: true }) as tf.Tensor).mul(weight).sum();
-    const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar, [gamma, beta]);
-    const dx = tf.grad(f)(x);
-    const y = layer.apply(x, { training: true }) as tf.Tensor;
-    const moving = layer.getWeights().slice(2);
-    const inference = layer.apply(x, { training: false }) as tf.Tensor;
-    const out = [y, dx, grads[gamma.name], grads[beta.name], ...moving, inference, value];
-    return out;
+for (const relu of [false, true]) {
+  test(`the BatchNorm layer${relu ? ' with its fused ReLU' : ''}: output, moving statistics and every gradient match the cpu backend's plain ops`, async () => {
+    const { BatchNorm } = await import('../../src/tensor/index.js');
+    const xv = randomValues(8 * 6 * 6 * 5, 12, 0.3);
+    const diffs = await compareBackends(() => {
+      const layer = new BatchNorm({ momentum: 0.9, epsilon: 1e-5, relu });
+      const x = tf.tensor4d(xv, [8, 6, 6, 5]);
+      layer.build(x.shape);
+      const weight = tf.linspace(-1, 2, x.size).reshape(x.shape);
+      const [gamma, beta] = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      const f = (a: tf.Tensor) => (layer.apply(a, { training: true }) as tf.Tensor).mul(weight).sum();
+      const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar, [gamma, beta]);
+      const dx = tf.grad(f)(x);
+      const y = layer.apply(x, { training: true }) as tf.Tensor;
+      const moving = layer.getWeights().slice(2);
+      const inference = layer.apply(x, { training: false }) as tf.Tensor;
+      const out = [y, dx, grads[gamma.name], grads[beta.name], ...moving, inference, value];
+      return out;
+    });
+    console.log(
+      `  BatchNorm layer relu=${relu} (y, dx, dγ, dβ, moving mean, moving var, inference, loss): ${diffs.map((d) => d.toExponential(1)).join(' ')}`,
+    );
+    for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
   });
-  console.log(
-    `  BatchNorm layer (y, dx, dγ, dβ, moving mean, moving var, inference, loss): ${diffs.map((d) => d.toExponential(1)).join(' ')}`,
-  );
-  for (const d of diffs) assert.ok(d < 1e-3, `difference ${d}`);
-});
+}
 
 test('broadcast Equal and the global max-pool gradient that uses it match cpu', async () => {
   const xv = randomValues(3 * 4 * 4 * 5, 13).map((v) => Math.round(v * 4) / 4); // ties on purpose
