@@ -130,7 +130,10 @@ function tensorPickle(layout: { numel: number; offset: number; shape: number[]; 
 
 function writeLayout(dir: string, name: string, layout: Parameters<typeof tensorPickle>[0]): string {
   const file = path.join(dir, `${name}.pt`);
-  writeFileSync(file, zipSync({ 'x/data.pkl': tensorPickle(layout), 'x/data/0': new Uint8Array(Math.min(layout.numel, 64) * 4) }, { level: 0 }));
+  writeFileSync(
+    file,
+    zipSync({ 'x/data.pkl': tensorPickle(layout), 'x/data/0': new Uint8Array(Math.min(layout.numel, 64) * 4) }, { level: 0 }),
+  );
   return file;
 }
 
