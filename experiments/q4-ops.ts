@@ -2,12 +2,15 @@
 // twice: with tfjs (in the role of the assignment's torch_xxx_out) and by hand in plain
 // loops (my_xxx_out), with PyTorch's semantics, then compared. Every output is saved as a
 // .pt that torch.load reads, so the result can be re-checked in PyTorch.
+// Inputs are (N, C, L) as PyTorch's 1-D ops take them: pools and Sigmoid act on each of the
+// N·C rows, conv1d sums over C_in, BatchNorm1d(C) normalises each channel over N and L,
+// Linear maps the last axis.
 //   npx a2 run q4-ops                                   the assignment's files
-//   npx a2 run q4-ops --input X.pt --filter Y.pt        any (1,1,L) input and 3-value filter
+//   npx a2 run q4-ops --input X.pt --filter Y.pt        any (N,C,L) input and (C_out,C,k) filter
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type PtTensor, encodePt, readPt } from '../src/data/index.js';
-import { InputError } from '../src/errors.js';
+import { InputError, UsageError } from '../src/errors.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 import { makeRng, tf } from '../src/tensor/index.js';
 
@@ -25,36 +28,43 @@ const defaults: Config = { input: '', filter: '', linearWeight: '', linearBias: 
 
 const f32 = (values: ArrayLike<number>) => Float32Array.from(values);
 
+/** An (N, C, L) input's dimensions; element (n, c, l) is at (n·C + c)·L + l. */
+interface Dims {
+  N: number;
+  C: number;
+  L: number;
+}
+/** conv1d's weight as used: (C_out, C_in, k), row-major. */
+interface Kernel {
+  shape: [number, number, number];
+  data: Float32Array;
+}
+
 // ---- by hand: PyTorch semantics, no tensor library --------------------------------------
 
-function myMaxPool1d(x: Float32Array, k = 2, s = 1): Float32Array {
-  const out = new Float32Array(Math.floor((x.length - k) / s) + 1);
-  for (let i = 0; i < out.length; i++) {
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, x[i * s + j]);
-    out[i] = m;
-  }
+/** A window op over each of the N·C rows, kernel k, stride s, no padding (MaxPool1d, AvgPool1d). */
+function myPool1d(x: Float32Array, { N, C, L }: Dims, reduce: (window: number[]) => number, k = 2, s = 1): Float32Array {
+  const outL = Math.floor((L - k) / s) + 1;
+  const out = new Float32Array(N * C * outL);
+  for (let row = 0; row < N * C; row++)
+    for (let i = 0; i < outL; i++) out[row * outL + i] = reduce(Array.from({ length: k }, (_, j) => x[row * L + i * s + j]));
   return out;
 }
+const myMaxPool1d = (x: Float32Array, dims: Dims) => myPool1d(x, dims, (w) => w.reduce((m, v) => Math.max(m, v), -Infinity));
+const myAvgPool1d = (x: Float32Array, dims: Dims) => myPool1d(x, dims, (w) => w.reduce((a, v) => a + v, 0) / w.length);
 
-function myAvgPool1d(x: Float32Array, k = 2, s = 1): Float32Array {
-  const out = new Float32Array(Math.floor((x.length - k) / s) + 1);
-  for (let i = 0; i < out.length; i++) {
-    let sum = 0;
-    for (let j = 0; j < k; j++) sum += x[i * s + j];
-    out[i] = sum / k;
-  }
-  return out;
-}
-
-/** Cross-correlation, as torch.nn.functional.conv1d (no kernel flip), stride 1, no padding. */
-function myConv1d(x: Float32Array, w: Float32Array): Float32Array {
-  const out = new Float32Array(x.length - w.length + 1);
-  for (let i = 0; i < out.length; i++) {
-    let sum = 0;
-    for (let j = 0; j < w.length; j++) sum += x[i + j] * w[j];
-    out[i] = sum;
-  }
+/** Cross-correlation, as torch.nn.functional.conv1d (no kernel flip), stride 1, no padding: (N, C_out, L − k + 1). */
+function myConv1d(x: Float32Array, { N, C, L }: Dims, w: Kernel): Float32Array {
+  const [cOut, , k] = w.shape;
+  const outL = L - k + 1;
+  const out = new Float32Array(N * cOut * outL);
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < cOut; o++)
+      for (let i = 0; i < outL; i++) {
+        let sum = 0;
+        for (let c = 0; c < C; c++) for (let j = 0; j < k; j++) sum += x[(n * C + c) * L + i + j] * w.data[(o * C + c) * k + j];
+        out[(n * cOut + o) * outL + i] = sum;
+      }
   return out;
 }
 
@@ -62,54 +72,79 @@ function mySigmoid(x: Float32Array): Float32Array {
   return f32(Array.from(x, (v) => 1 / (1 + Math.exp(-v))));
 }
 
-/** BatchNorm1d(1) in training mode on one channel: biased variance normalises, unbiased goes into running_var. */
-function myBatchNorm1d(x: Float32Array, eps: number, momentum: number) {
-  const n = x.length;
-  const mean = x.reduce((a, b) => a + b, 0) / n;
-  const sq = x.reduce((a, b) => a + (b - mean) ** 2, 0);
-  const biasedVar = sq / n,
-    unbiasedVar = sq / (n - 1);
-  const output = f32(Array.from(x, (v) => (v - mean) / Math.sqrt(biasedVar + eps))); // gamma 1, beta 0 at init
-  const runningMean = (1 - momentum) * 0 + momentum * mean;
-  const runningVar = (1 - momentum) * 1 + momentum * unbiasedVar;
-  const evalOutput = f32(Array.from(x, (v) => (v - runningMean) / Math.sqrt(runningVar + eps)));
-  return { output, runningMean: f32([runningMean]), runningVar: f32([runningVar]), evalOutput };
+/**
+ * BatchNorm1d(C) in training mode: each channel's N·L values are normalised with their mean and
+ * biased variance (gamma 1, beta 0 at init); running stats start at 0 and 1 and take one
+ * momentum step with the unbiased variance; evalOutput normalises with those running stats.
+ */
+function myBatchNorm1d(x: Float32Array, { N, C, L }: Dims, eps: number, momentum: number) {
+  const count = N * L;
+  const output = new Float32Array(x.length);
+  const evalOutput = new Float32Array(x.length);
+  const runningMean = new Float32Array(C);
+  const runningVar = new Float32Array(C);
+  const at = (n: number, c: number, l: number) => (n * C + c) * L + l;
+  for (let c = 0; c < C; c++) {
+    let total = 0;
+    for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) total += x[at(n, c, l)];
+    const mean = total / count;
+    let sq = 0;
+    for (let n = 0; n < N; n++) for (let l = 0; l < L; l++) sq += (x[at(n, c, l)] - mean) ** 2;
+    const biasedVar = sq / count;
+    const unbiasedVar = sq / (count - 1);
+    const rMean = (1 - momentum) * 0 + momentum * mean;
+    const rVar = (1 - momentum) * 1 + momentum * unbiasedVar;
+    runningMean[c] = rMean;
+    runningVar[c] = rVar;
+    for (let n = 0; n < N; n++)
+      for (let l = 0; l < L; l++) {
+        const v = x[at(n, c, l)];
+        output[at(n, c, l)] = (v - mean) / Math.sqrt(biasedVar + eps);
+        evalOutput[at(n, c, l)] = (v - rMean) / Math.sqrt(rVar + eps);
+      }
+  }
+  return { output, runningMean, runningVar, evalOutput };
 }
 
-function myLinear(x: Float32Array, weight: PtTensor, bias: PtTensor): Float32Array {
-  const [out, inF] = weight.shape;
-  const y = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    let sum = bias.data[o];
-    for (let i = 0; i < inF; i++) sum += weight.data[o * inF + i] * x[i];
-    y[o] = sum;
-  }
+/** Linear over the last axis: each of the N·C rows of length L → out_features. */
+function myLinear(x: Float32Array, { N, C, L }: Dims, weight: PtTensor, bias: PtTensor): Float32Array {
+  const out = weight.shape[0];
+  const y = new Float32Array(N * C * out);
+  for (let row = 0; row < N * C; row++)
+    for (let o = 0; o < out; o++) {
+      let sum = bias.data[o];
+      for (let i = 0; i < L; i++) sum += weight.data[o * L + i] * x[row * L + i];
+      y[row * out + o] = sum;
+    }
   return y;
 }
 
 // ---- tfjs ------------------------------------------------------------------------------
 
-function tfjsOps(x: Float32Array, w: Float32Array, weight: PtTensor, bias: PtTensor, eps: number, momentum: number) {
+function tfjsOps(x: Float32Array, { N, C, L }: Dims, w: Kernel, weight: PtTensor, bias: PtTensor, eps: number, momentum: number) {
   return tf.tidy(() => {
-    const L = x.length;
-    const row = tf.tensor4d(x, [1, 1, L, 1]); // NHWC with H = 1: tfjs has no 1-D pooling
-    const mean = tf.mean(tf.tensor1d(x));
-    const sample = tf.tensor1d(x);
-    const { variance } = tf.moments(sample);
-    const unbiased = variance.mul(L / (L - 1));
+    const input = tf.tensor3d(x, [N, C, L]);
+    const rows = tf.tensor4d(x, [N * C, 1, L, 1]); // NHWC with H = 1: tfjs has no 1-D pooling
+    const pool = (t: tf.Tensor) => t.reshape([N, C, L - 1]);
+    const nlc = input.transpose([0, 2, 1]); // tfjs's channels-last layout
+    const { mean, variance } = tf.moments(nlc, [0, 1]); // per channel, over N and L
+    const count = N * L;
+    const unbiased = variance.mul(count / (count - 1));
     const runningMean = mean.mul(momentum);
     const runningVar = unbiased.mul(momentum).add(1 - momentum);
     const all = {
-      maxpool1d: tf.maxPool(row, [1, 2], 1, 'valid'),
-      avgpool1d: tf.avgPool(row, [1, 2], 1, 'valid'),
-      conv1d: tf.conv1d(tf.tensor3d(x, [1, L, 1]), tf.tensor3d(w, [w.length, 1, 1]), 1, 'valid'),
-      sigmoid: tf.sigmoid(sample),
-      batchnorm1d: tf.batchNorm(sample, mean, variance, undefined, undefined, eps),
+      maxpool1d: pool(tf.maxPool(rows, [1, 2], 1, 'valid')),
+      avgpool1d: pool(tf.avgPool(rows, [1, 2], 1, 'valid')),
+      conv1d: tf
+        .conv1d(nlc as tf.Tensor3D, tf.tensor3d(w.data, w.shape).transpose([2, 1, 0]) as tf.Tensor3D, 1, 'valid')
+        .transpose([0, 2, 1]),
+      sigmoid: tf.sigmoid(input),
+      batchnorm1d: tf.batchNorm(nlc, mean, variance, undefined, undefined, eps).transpose([0, 2, 1]),
       runningMean,
       runningVar,
-      evalOutput: tf.batchNorm(sample, runningMean, runningVar, undefined, undefined, eps),
+      evalOutput: tf.batchNorm(nlc, runningMean, runningVar, undefined, undefined, eps).transpose([0, 2, 1]),
       linear: tf
-        .matMul(tf.tensor2d(x, [1, L]), tf.tensor2d(weight.data, weight.shape as [number, number]), false, true)
+        .matMul(input.reshape([N * C, L]), tf.tensor2d(weight.data, weight.shape as [number, number]), false, true)
         .add(tf.tensor1d(bias.data)),
     };
     return Object.fromEntries(Object.entries(all).map(([k, t]) => [k, f32(t.dataSync())])) as Record<keyof typeof all, Float32Array>;
@@ -132,65 +167,95 @@ function seededLinear(inF: number, outF: number, seed: number): { weight: PtTens
 
 const maxAbsDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
+const shapeText = (shape: number[]) => `(${shape.join(', ')})`;
+
+/**
+ * The conv1d weight a filter file gives: (C_out, C_in, k) as PyTorch takes it, except the
+ * assignment's "3×1 filters" shape (k, 1, 1), k > 1, which a2 reads as one length-k kernel
+ * (1, 1, k) for a one-channel input; the other reading, k filters of width 1, is reported beside it.
+ */
+function convKernel(filter: PtTensor, C: number, L: number, file: string): { kernel: Kernel; singleKernel: boolean } {
+  const [a, b, c] = filter.shape;
+  const expected = `a (C_out, ${C}, k) conv1d filter with 1 ≤ k ≤ ${L}${C === 1 ? ', or a (k, 1, 1) one-kernel filter' : ''}`;
+  if (filter.shape.length !== 3 || a < 1) throw new InputError(file, expected, `shape ${shapeText(filter.shape)}`);
+  if (b === 1 && c === 1 && a > 1) {
+    if (C !== 1 || a > L) throw new InputError(file, expected, `shape ${shapeText(filter.shape)}`);
+    return { kernel: { shape: [1, 1, a], data: filter.data }, singleKernel: true };
+  }
+  if (b !== C || c < 1 || c > L) throw new InputError(file, expected, `shape ${shapeText(filter.shape)}`);
+  return { kernel: { shape: [a, b, c], data: filter.data }, singleKernel: false };
+}
+
 async function run(config: Config, ctx: RunContext) {
+  // Checked before any file is read or written: a bias alone would otherwise be dropped silently.
+  if (config.linearBias && !config.linearWeight)
+    throw new UsageError(
+      `--linear-bias needs --linear-weight (the generated Linear layer comes with its own seeded bias); give both, or neither`,
+    );
   const notes: string[] = [];
   let input: PtTensor, filter: PtTensor;
   const inputFile = config.input || locateDefault(ctx, 'pixel_input.pt');
   const filterFile = config.filter || locateDefault(ctx, 'filter.pt');
-  if (inputFile) input = readPt(inputFile);
+  /** Reads a .pt; a float64 or float16 one is converted to float32 (what every op here computes in), with a note. */
+  const read = (file: string): PtTensor => {
+    const tensor = readPt(file);
+    if (tensor.dtype !== undefined && tensor.dtype !== 'float32')
+      notes.push(`${file} holds ${tensor.dtype} values: converted to float32 (as PyTorch's .float()), the type every op here computes in`);
+    return tensor;
+  };
+  if (inputFile) input = read(inputFile);
   else {
     const rng = makeRng(ctx.seed);
     input = { shape: [1, 1, 32], data: f32(Array.from({ length: 32 }, () => rng())) };
     notes.push('pixel_input.pt not found in the data folder: used a seeded random (1,1,32) input, saved as pixel_input.pt');
   }
-  if (filterFile) filter = readPt(filterFile);
+  if (filterFile) filter = read(filterFile);
   else {
     const rng = makeRng(ctx.seed + 1);
     filter = { shape: [3, 1, 1], data: f32(Array.from({ length: 3 }, () => rng() * 2 - 1)) };
     notes.push('filter.pt not found in the data folder: used a seeded random (3,1,1) filter, saved as filter.pt');
   }
-  for (const n of notes) ctx.log(n);
-  if (input.shape.length !== 3 || input.shape[0] !== 1 || input.shape[1] !== 1 || input.shape[2] < 3) {
-    throw new InputError(inputFile ?? 'pixel_input.pt', 'a (1, 1, L) tensor with L ≥ 3', `shape (${input.shape.join(', ')})`);
+  const [N, C, L] = input.shape;
+  // L ≥ 2 for the pools' windows of 2; N·L ≥ 2 because BatchNorm1d in training needs more than one value per channel.
+  if (input.shape.length !== 3 || N < 1 || C < 1 || L < 2) {
+    throw new InputError(inputFile ?? 'pixel_input.pt', 'an (N, C, L) tensor with N, C ≥ 1 and L ≥ 2', `shape ${shapeText(input.shape)}`);
   }
-  if (filter.data.length !== 3)
-    throw new InputError(filterFile ?? 'filter.pt', 'a filter of 3 values, e.g. (3, 1, 1)', `shape (${filter.shape.join(', ')})`);
-  const x = input.data,
-    w = filter.data;
-  const L = x.length;
+  const dims: Dims = { N, C, L };
+  const x = input.data;
+  const { kernel, singleKernel } = convKernel(filter, C, L, filterFile ?? 'filter.pt');
 
   let weight: PtTensor, bias: PtTensor;
   if (config.linearWeight) {
-    weight = readPt(config.linearWeight);
-    if (weight.shape.length !== 2 || weight.shape[1] !== L)
-      throw new InputError(config.linearWeight, `a (out, ${L}) weight`, `shape (${weight.shape.join(', ')})`);
-    bias = config.linearBias ? readPt(config.linearBias) : { shape: [weight.shape[0]], data: new Float32Array(weight.shape[0]) };
-    if (bias.data.length !== weight.shape[0])
-      throw new InputError(config.linearBias, `${weight.shape[0]} bias values`, `${bias.data.length}`);
+    weight = read(config.linearWeight);
+    if (weight.shape.length !== 2 || weight.shape[0] < 1 || weight.shape[1] !== L)
+      throw new InputError(config.linearWeight, `an (out, ${L}) weight with out ≥ 1`, `shape ${shapeText(weight.shape)}`);
+    bias = config.linearBias ? read(config.linearBias) : { shape: [weight.shape[0]], data: new Float32Array(weight.shape[0]) };
+    if (bias.shape.length !== 1 || bias.shape[0] !== weight.shape[0])
+      throw new InputError(config.linearBias, `a (${weight.shape[0]}) bias`, `shape ${shapeText(bias.shape)}`);
   } else {
     ({ weight, bias } = seededLinear(L, config.linearOut, ctx.seed));
   }
+  for (const n of notes) ctx.log(n);
 
-  const t = tfjsOps(x, w, weight, bias, config.bnEps, config.bnMomentum);
-  const bn = myBatchNorm1d(x, config.bnEps, config.bnMomentum);
+  const t = tfjsOps(x, dims, kernel, weight, bias, config.bnEps, config.bnMomentum);
+  const bn = myBatchNorm1d(x, dims, config.bnEps, config.bnMomentum);
   const mine = {
-    maxpool1d: myMaxPool1d(x),
-    avgpool1d: myAvgPool1d(x),
-    conv1d: myConv1d(x, w),
+    maxpool1d: myMaxPool1d(x, dims),
+    avgpool1d: myAvgPool1d(x, dims),
+    conv1d: myConv1d(x, dims, kernel),
     sigmoid: mySigmoid(x),
     batchnorm1d: bn.output,
-    linear: myLinear(x, weight, bias),
+    linear: myLinear(x, dims, weight, bias),
   };
+  const [cOut, , k] = kernel.shape;
   const shapes: Record<keyof typeof mine, number[]> = {
-    maxpool1d: [1, 1, L - 1],
-    avgpool1d: [1, 1, L - 1],
-    conv1d: [1, 1, L - 2],
-    sigmoid: [1, 1, L],
-    batchnorm1d: [1, 1, L],
-    linear: [1, 1, weight.shape[0]],
+    maxpool1d: [N, C, L - 1],
+    avgpool1d: [N, C, L - 1],
+    conv1d: [N, cOut, L - k + 1],
+    sigmoid: [N, C, L],
+    batchnorm1d: [N, C, L],
+    linear: [N, C, weight.shape[0]],
   };
-  // The other reading of "3×1 filters": three 1-wide filters → (1, 3, L) outputs.
-  const threeFilters = f32(Array.from({ length: 3 * L }, (_, i) => x[i % L] * w[Math.floor(i / L)]));
 
   const savePt = (stem: string, tensor: PtTensor) => ctx.writeBytes(`${stem}.pt`, encodePt(tensor, stem));
   const ops: Record<string, object> = {};
@@ -210,10 +275,24 @@ async function run(config: Config, ctx: RunContext) {
     tfjsEvalOutput: Array.from(t.evalOutput),
     evalMaxAbsDiff: maxAbsDiff(t.evalOutput, bn.evalOutput),
   });
-  Object.assign(ops.conv1d, {
-    filterReading: 'filter.pt (3,1,1) read as one length-3 kernel (out 1, in 1, width 3)',
-    threeFiltersReading: { shape: [1, 3, L], mine: Array.from(threeFilters) },
-  });
+  const filterName = path.basename(filterFile ?? 'filter.pt');
+  Object.assign(
+    ops.conv1d,
+    { weightShape: kernel.shape },
+    singleKernel
+      ? {
+          filterReading: `${filterName} (${filter.shape.join(',')}) read as one length-${k} kernel (out 1, in 1, width ${k})`,
+          // The other reading of "k×1 filters", PyTorch's own for a (k, 1, 1) weight: k filters of width 1 → (N, k, L).
+          threeFiltersReading: {
+            shape: [N, filter.shape[0], L],
+            mine: Array.from({ length: N * filter.shape[0] * L }, (_, i) => {
+              const n = Math.floor(i / (filter.shape[0] * L));
+              return Math.fround(x[n * L + (i % L)] * filter.data[Math.floor(i / L) % filter.shape[0]]);
+            }),
+          },
+        }
+      : { filterReading: `${filterName} ${shapeText(filter.shape)} used as conv1d's weight (out ${cOut}, in ${C}, width ${k})` },
+  );
   for (const [name, tensor] of [
     ['linear_weight', weight],
     ['linear_bias', bias],
@@ -229,6 +308,7 @@ async function run(config: Config, ctx: RunContext) {
       filter: filterFile ?? 'generated',
       linear: config.linearWeight || `seeded U(±1/√${L}), ${weight.shape[0]}×${L}`,
     },
+    inputShape: [N, C, L],
     notes,
     ops,
     worstMaxAbsDiff: worst,
