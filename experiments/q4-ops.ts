@@ -265,7 +265,7 @@ export const experiment: Experiment<Config, Metrics> = {
       // run() keeps ops loosely typed; metricsSchema has checked every op's shape and maxAbsDiff.
       const ops = m.ops as Record<string, { shape: number[]; maxAbsDiff: number }>;
       return (
-        `Inputs: ${JSON.stringify(m.inputs)}.\n\n| op | output shape | max |tfjs − by hand| |\n| --- | --- | --- |\n` +
+        `Inputs: ${JSON.stringify(m.inputs)}.\n\n| op | output shape | max \\|tfjs − by hand\\| |\n| --- | --- | --- |\n` +
         Object.entries(ops)
           .map(([op, r]) => `| ${op} | (${r.shape.join(', ')}) | ${r.maxAbsDiff.toExponential(2)} |`)
           .join('\n') +
