@@ -311,6 +311,7 @@ function observations(title: string, config: AutoencoderConfig, results: Record<
 // ---- What both q2 experiments declare: metrics, artefacts, report answer and headline.
 
 export type AutoencoderMetrics = Awaited<ReturnType<typeof runAutoencoderExperiment>>;
+export type AutoencoderExperiment = Experiment<AutoencoderConfig, AutoencoderMetrics>;
 
 const lambdaSchema = obj({ trainLoss: numbers, testLoss: numbers, finalTestL1: num });
 const modelFiles = (lambda: number): Artefact[] => [
@@ -322,9 +323,7 @@ const modelFiles = (lambda: number): Artefact[] => [
 ];
 
 /** The declarations of a q2 experiment, under its report heading. */
-export function autoencoderOutputs(
-  title: string,
-): Pick<Experiment<AutoencoderConfig, AutoencoderMetrics>, 'headline' | 'artefacts' | 'metricsSchema' | 'report'> {
+export function autoencoderOutputs(title: string): Pick<AutoencoderExperiment, 'headline' | 'artefacts' | 'metricsSchema' | 'report'> {
   return {
     headline: (m) =>
       Object.entries(m.lambdas)

@@ -12,15 +12,8 @@
 // because each of its 784 output pixels has its own bias; here one bias is shared by all.
 //   npx a2 run q2-conv-ae                      full: the whole training set
 //   npx a2 run q2-conv-ae --profile smoke      seconds, a subset (CI)
-import {
-  type Autoencoder,
-  type AutoencoderConfig,
-  type AutoencoderMetrics,
-  autoencoderOutputs,
-  runAutoencoderExperiment,
-  torchInit,
-} from './autoencoder.js';
-import type { Experiment } from '../src/run/index.js';
+import type { Autoencoder, AutoencoderConfig, AutoencoderExperiment } from './autoencoder.js';
+import { autoencoderOutputs, runAutoencoderExperiment, torchInit } from './autoencoder.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -71,7 +64,7 @@ export function makeConvAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-export const experiment: Experiment<AutoencoderConfig, AutoencoderMetrics> = {
+export const experiment: AutoencoderExperiment = {
   name: 'q2-conv-ae',
   defaults,
   profiles: {

@@ -3,15 +3,8 @@
 // for λ = 2 and λ = 32 with identical hyper-parameters.
 //   npx a2 run q2-fc-ae                       full: the whole training set
 //   npx a2 run q2-fc-ae --profile smoke       seconds, a subset (CI)
-import {
-  type Autoencoder,
-  type AutoencoderConfig,
-  type AutoencoderMetrics,
-  autoencoderOutputs,
-  runAutoencoderExperiment,
-  torchInit,
-} from './autoencoder.js';
-import type { Experiment } from '../src/run/index.js';
+import type { Autoencoder, AutoencoderConfig, AutoencoderExperiment } from './autoencoder.js';
+import { autoencoderOutputs, runAutoencoderExperiment, torchInit } from './autoencoder.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -37,7 +30,7 @@ export function makeFcAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-export const experiment: Experiment<AutoencoderConfig, AutoencoderMetrics> = {
+export const experiment: AutoencoderExperiment = {
   name: 'q2-fc-ae',
   defaults,
   profiles: {
