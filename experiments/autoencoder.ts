@@ -3,7 +3,8 @@
 // (train and test L1 each epoch) and drawn the same way; only the architecture differs.
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, lineChart, panelGrid } from '../src/plot/index.js';
-import { type RunContext, epochProgress, modelSummary, saveModel } from '../src/run/index.js';
+import { type Artefact, figures, num, numbers, obj } from '../src/report/declare.js';
+import { type Experiment, type RunContext, epochProgress, modelSummary, saveModel } from '../src/run/index.js';
 import { makeRng, permutation, tf } from '../src/tensor/index.js';
 
 export interface AutoencoderConfig {
@@ -175,7 +176,7 @@ export async function runAutoencoderExperiment(
   ctx: RunContext,
   title: string,
   build: (lambda: number) => Autoencoder,
-): Promise<object> {
+) {
   const data = loadAutoencoderData(config, ctx);
   const rng = makeRng(ctx.seed);
   const results: Record<string, LambdaResult> = {};
@@ -269,14 +270,6 @@ export async function runAutoencoderExperiment(
   };
 }
 
-/** The summary-table line of both q2 experiments. */
-export function autoencoderHeadline(metrics: object): string {
-  const lambdas = (metrics as { lambdas: Record<string, { finalTestL1: number }> }).lambdas;
-  return Object.entries(lambdas)
-    .map(([l, r]) => `test L1 λ=${l} ${r.finalTestL1.toFixed(4)}`)
-    .join(', ');
-}
-
 function observations(title: string, config: AutoencoderConfig, results: Record<string, LambdaResult>, trainCount: number): string {
   const [small, large] = [Math.min(...config.lambdas), Math.max(...config.lambdas)];
   const a = results[small],
@@ -313,4 +306,46 @@ function observations(title: string, config: AutoencoderConfig, results: Record<
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+// ---- What both q2 experiments declare: metrics, artefacts, report answer and headline.
+
+export type AutoencoderMetrics = Awaited<ReturnType<typeof runAutoencoderExperiment>>;
+export type AutoencoderExperiment = Experiment<AutoencoderConfig, AutoencoderMetrics>;
+
+const lambdaSchema = obj({ trainLoss: numbers, testLoss: numbers, finalTestL1: num });
+const modelFiles = (lambda: number): Artefact[] => [
+  { file: `models/lambda-${lambda}/summary.txt`, kind: 'text' },
+  ...['encoder', 'decoder'].flatMap((part): Artefact[] => [
+    { file: `models/lambda-${lambda}/${part}/model.json`, kind: 'json', schema: obj({ modelTopology: { type: 'object' } }) },
+    { file: `models/lambda-${lambda}/${part}/weights.bin`, kind: 'bytes' },
+  ]),
+];
+
+/** The declarations of a q2 experiment, under its report heading. */
+export function autoencoderOutputs(title: string): Pick<AutoencoderExperiment, 'headline' | 'artefacts' | 'metricsSchema' | 'report'> {
+  return {
+    headline: (m) =>
+      Object.entries(m.lambdas)
+        .map(([l, r]) => `test L1 λ=${l} ${r.finalTestL1.toFixed(4)}`)
+        .join(', '),
+    artefacts: [
+      ...figures('loss'),
+      { file: 'figure.png', kind: 'png' },
+      { file: 'reconstructions.png', kind: 'png' },
+      { file: 'observations.md', kind: 'md' },
+      ...modelFiles(2),
+      ...modelFiles(32),
+    ],
+    metricsSchema: obj({ epochs: num, batchSize: num, lr: num, lambdas: obj({ 2: lambdaSchema, 32: lambdaSchema }) }),
+    report: {
+      title,
+      figures: ['figure', 'loss', 'reconstructions'],
+      answer: (m) =>
+        `${m.epochs} epochs, batch ${m.batchSize}, Adam lr ${m.lr}, ${m.trainImages} training images.\n\n| λ | final test L1 | active latent units |\n| --- | --- | --- |\n` +
+        Object.entries(m.lambdas)
+          .map(([l, r]) => `| ${l} | ${r.finalTestL1.toFixed(4)} | ${r.activeLatents} |`)
+          .join('\n'),
+    },
+  };
 }

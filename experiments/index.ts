@@ -30,7 +30,7 @@ export const registry: RegistryEntry[] = [
     flags: [
       { flags: '--input <file>', description: 'pixel input .pt (default data/q4/pixel_input.pt)', kind: 'string' },
       { flags: '--filter <file>', description: 'filter .pt (default data/q4/filter.pt)', kind: 'string' },
-      { flags: '--linear-weight <file>', description: 'Linear weight .pt, shape (out, 32)', kind: 'string' },
+      { flags: '--linear-weight <file>', description: 'Linear weight .pt, shape (out, L)', kind: 'string' },
       { flags: '--linear-bias <file>', description: 'Linear bias .pt, shape (out)', kind: 'string' },
     ],
     load: async () => (await import('./q4-ops.js')).experiment,

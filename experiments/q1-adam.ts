@@ -5,6 +5,7 @@
 //   npx a2 run q1-adam --far-slope -0.1    the answers do not depend on the far slope
 import { UsageError } from '../src/errors.js';
 import { type TopLevelSpec, lineChart } from '../src/plot/index.js';
+import { type Artefact, figures, num, numbers, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 
 interface Config {
@@ -367,11 +368,34 @@ function observations(
   return `${lines.join('\n')}\n`;
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+const adamRecords = { type: 'array', minItems: 1, items: obj({ t: num, g: num, m: num, v: num, mHat: num, vHat: num, x: num }) };
+const FIGURES = ['q11-gd-trajectory', 'q11-gd-curve', 'q12-threshold', 'q13-moments', 'q14-relu', 'q14-sigmoid', 'q14-abs'];
+const artefacts: Artefact[] = [...figures(...FIGURES), { file: 'observations.md', kind: 'md' }];
+const metricsSchema = obj({
+  gd: obj({ h: num, lr: num, x: numbers, outcome: { enum: ['cycle', 'escaped', 'converged'] }, cycle: numbers }),
+  adamMaxH: obj({ rounded: num, exact: num, escapesAt: num, failsAt: num }),
+  q13: obj({ h: num, trace: adamRecords }),
+  q14: obj({ relu: adamRecords, sigmoid: adamRecords, abs: adamRecords }),
+});
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q1-adam',
-  summary: 'gradient descent vs Adam on the bump curve',
   defaults,
   profiles: { smoke: { horizon: 500, farSlopeChecks: [-0.05, -1] } },
   run,
-  headline: (m) => `Adam's max h = ${(m as { adamMaxH: { rounded: number } }).adamMaxH.rounded.toFixed(2)}`,
+  headline: (m) => `Adam's max h = ${m.adamMaxH.rounded.toFixed(2)}`,
+  sources: ['experiments/q1-adam.ts'],
+  artefacts,
+  metricsSchema,
+  report: {
+    title: 'Q1 — Optimisation: gradient descent and Adam on the bump',
+    figures: FIGURES,
+    answer: ({ gd, adamMaxH: h }) =>
+      `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${gd.cycle.length ? ` between x = ${gd.cycle.map((x) => x.toFixed(4)).join(' and ')}` : ''}.\n` +
+      `- **Q1.2** the largest bump Adam escapes (α = ${gd.lr}, ε = 0): **h = ${h.rounded.toFixed(2)}** (bisection: ${h.exact.toFixed(6)}; escapes at ${h.escapesAt.toFixed(6)}, fails at ${h.failsAt.toFixed(6)}).`,
+  },
 };

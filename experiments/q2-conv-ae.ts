@@ -12,8 +12,8 @@
 // because each of its 784 output pixels has its own bias; here one bias is shared by all.
 //   npx a2 run q2-conv-ae                      full: the whole training set
 //   npx a2 run q2-conv-ae --profile smoke      seconds, a subset (CI)
-import { type Autoencoder, type AutoencoderConfig, autoencoderHeadline, runAutoencoderExperiment, torchInit } from './autoencoder.js';
-import type { Experiment } from '../src/run/index.js';
+import type { Autoencoder, AutoencoderConfig, AutoencoderExperiment } from './autoencoder.js';
+import { autoencoderOutputs, runAutoencoderExperiment, torchInit } from './autoencoder.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -64,14 +64,15 @@ export function makeConvAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-export const experiment: Experiment<AutoencoderConfig> = {
+export const experiment: AutoencoderExperiment = {
   name: 'q2-conv-ae',
-  summary: 'convolutional autoencoder of Figure 3',
   defaults,
   profiles: {
     quick: { epochs: 3, trainImages: 20000, testImages: 2000 },
     smoke: { epochs: 1, trainImages: 512, testImages: 256 },
   },
   run: (config, ctx) => runAutoencoderExperiment(config, ctx, 'Q2.2 convolutional autoencoder', makeConvAutoencoder),
-  headline: autoencoderHeadline,
+  // ---- declared: sources, and (shared with the other q2 net) headline, artefacts, report section.
+  sources: ['experiments/q2-conv-ae.ts', 'experiments/autoencoder.ts'],
+  ...autoencoderOutputs('Q2.2 — Convolutional autoencoder (Figure 3)'),
 };

@@ -3,8 +3,8 @@
 // for λ = 2 and λ = 32 with identical hyper-parameters.
 //   npx a2 run q2-fc-ae                       full: the whole training set
 //   npx a2 run q2-fc-ae --profile smoke       seconds, a subset (CI)
-import { type Autoencoder, type AutoencoderConfig, autoencoderHeadline, runAutoencoderExperiment, torchInit } from './autoencoder.js';
-import type { Experiment } from '../src/run/index.js';
+import type { Autoencoder, AutoencoderConfig, AutoencoderExperiment } from './autoencoder.js';
+import { autoencoderOutputs, runAutoencoderExperiment, torchInit } from './autoencoder.js';
 import { tf } from '../src/tensor/index.js';
 
 const defaults: AutoencoderConfig = {
@@ -30,14 +30,15 @@ export function makeFcAutoencoder(lambda: number): Autoencoder {
   return { encoder, decoder };
 }
 
-export const experiment: Experiment<AutoencoderConfig> = {
+export const experiment: AutoencoderExperiment = {
   name: 'q2-fc-ae',
-  summary: 'fully connected autoencoder',
   defaults,
   profiles: {
     quick: { epochs: 5, trainImages: 20000, testImages: 2000 },
     smoke: { epochs: 1, trainImages: 1024, testImages: 500 },
   },
   run: (config, ctx) => runAutoencoderExperiment(config, ctx, 'Q2.1 fully connected autoencoder', makeFcAutoencoder),
-  headline: autoencoderHeadline,
+  // ---- declared: sources, and (shared with the other q2 net) headline, artefacts, report section.
+  sources: ['experiments/q2-fc-ae.ts', 'experiments/autoencoder.ts'],
+  ...autoencoderOutputs('Q2.1 — Fully connected autoencoder'),
 };

@@ -8,6 +8,7 @@ import { experiment as convAutoencoder } from './q2-conv-ae.js';
 import { imageOf } from './autoencoder.js';
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, type TopLevelSpec, panelGrid } from '../src/plot/index.js';
+import { figures, list, num, obj } from '../src/report/declare.js';
 import { type Experiment, type RunContext, loadModel, resolveConfig } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
@@ -182,15 +183,42 @@ function observations(results: Record<string, LambdaResult>, lambdas: number[], 
   return `${lines.join('\n')}\n`;
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+const muOf = (size: number) => obj({ mu: { ...list(num, size), maxItems: size } });
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q3-mean-latent',
-  summary: 'mean latent of the conv autoencoder, decoded',
   defaults,
-  needs: ['q2-conv-ae'],
   profiles: { quick: { trainImages: 20000 }, smoke: { trainImages: 2000, scatterImages: 1000 } },
   run,
   headline: (m) =>
-    Object.entries((m as { lambdas: Record<string, { nearestClassMeanAccuracy: number }> }).lambdas)
+    Object.entries(m.lambdas)
       .map(([l, r]) => `λ=${l}: class means separate ${(100 * r.nearestClassMeanAccuracy).toFixed(0)}%`)
       .join(', '),
+  // It reads q2-conv-ae's models: that net's code is part of what its result depends on.
+  sources: ['experiments/q3-mean-latent.ts', 'experiments/q2-conv-ae.ts', 'experiments/autoencoder.ts'],
+  artefacts: [
+    { file: 'mean-latent.png', kind: 'png' },
+    { file: 'class-means.png', kind: 'png' },
+    ...figures('latent-2d'),
+    { file: 'observations.md', kind: 'md' },
+  ],
+  metricsSchema: obj({ lambdas: obj({ 2: muOf(2), 32: muOf(32) }) }),
+  report: {
+    title: 'Q3 — Common features: the mean latent decoded',
+    figures: ['mean-latent', 'class-means', 'latent-2d'],
+    answer: (m) =>
+      Object.entries(m.lambdas)
+        .map(
+          ([l, r]) =>
+            `- λ = ${l}: μ = [${r.mu
+              .slice(0, 8)
+              .map((v) => v.toFixed(3))
+              .join(', ')}${r.mu.length > 8 ? ', …' : ''}]`,
+        )
+        .join('\n'),
+  },
 };

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { type PtTensor, encodePt, readPt } from '../src/data/index.js';
 import { InputError, UsageError } from '../src/errors.js';
+import { type Artefact, list, num, numbers, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 import { makeRng, tf } from '../src/tensor/index.js';
 
@@ -315,11 +316,41 @@ async function run(config: Config, ctx: RunContext) {
   };
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+const OPS = ['maxpool1d', 'avgpool1d', 'conv1d', 'sigmoid', 'batchnorm1d', 'linear'];
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q4-ops',
-  summary: 'six ops in tfjs and by hand',
   defaults,
   profiles: {},
   run,
-  headline: (m) => `worst |tfjs − mine| ${(m as { worstMaxAbsDiff: number }).worstMaxAbsDiff.toExponential(1)}`,
+  headline: (m) => `worst |tfjs − mine| ${m.worstMaxAbsDiff.toExponential(1)}`,
+  sources: ['experiments/q4-ops.ts'],
+  artefacts: [
+    ...OPS.flatMap((op): Artefact[] => [
+      { file: `tfjs_${op}_out.pt`, kind: 'pt' },
+      { file: `my_${op}_out.pt`, kind: 'pt' },
+    ]),
+    ...['linear_weight', 'linear_bias', 'pixel_input', 'filter'].map((stem): Artefact => ({ file: `${stem}.pt`, kind: 'pt' })),
+  ],
+  metricsSchema: obj({
+    ops: obj(Object.fromEntries(OPS.map((op) => [op, obj({ shape: list(num), tfjs: numbers, mine: numbers, maxAbsDiff: num })]))),
+    worstMaxAbsDiff: num,
+  }),
+  report: {
+    title: 'Q4 — Understanding PyTorch: six ops by library and by hand',
+    answer: (m) => {
+      // run() keeps ops loosely typed; metricsSchema has checked every op's shape and maxAbsDiff.
+      const ops = m.ops as Record<string, { shape: number[]; maxAbsDiff: number }>;
+      return (
+        `Inputs: ${JSON.stringify(m.inputs)}.\n\n| op | output shape | max \\|tfjs − by hand\\| |\n| --- | --- | --- |\n` +
+        Object.entries(ops)
+          .map(([op, r]) => `| ${op} | (${r.shape.join(', ')}) | ${r.maxAbsDiff.toExponential(2)} |`)
+          .join('\n') +
+        '\n\nEvery output is saved as `tfjs_<op>_out.pt` and `my_<op>_out.pt` in the run folder.'
+      );
+    },
+  },
 };

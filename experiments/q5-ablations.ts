@@ -7,6 +7,7 @@
 //   npx a2 run q5-ablations --resume      skip the variants an interrupted run finished
 import { CIFAR_CLASSES, loadCifar } from '../src/data/index.js';
 import { barChart, markdownTable } from '../src/plot/index.js';
+import { figures, list, num, obj, str } from '../src/report/declare.js';
 import { type Experiment, type RunContext, finishedParts } from '../src/run/index.js';
 import { type EpochRecord, RECIPE, type Recipe, evaluate, firstN, pct, train } from './cifar.js';
 
@@ -142,9 +143,12 @@ async function run(config: Config, ctx: RunContext) {
   };
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q5-ablations',
-  summary: 'Q5: what each recipe part contributes',
   defaults,
   profiles: {
     quick: {
@@ -165,10 +169,32 @@ export const experiment: Experiment<Config> = {
     },
   },
   run,
-  headline: (m) => {
-    const { variants, seedToSeedPoints } = m as { variants: { name: string; testAcc: number }[]; seedToSeedPoints: number };
+  headline: ({ variants, seedToSeedPoints }) => {
     const [recipe, ...others] = variants;
     const worst = others.reduce((a, b) => (b.testAcc < a.testAcc ? b : a));
     return `recipe ${pct(recipe.testAcc, 2)} (seeds differ ${seedToSeedPoints.toFixed(2)}); biggest drop: ${worst.name} ${(100 * (worst.testAcc - recipe.testAcc)).toFixed(2)} points`;
+  },
+  sources: ['experiments/q5-ablations.ts', 'experiments/cifar.ts'],
+  artefacts: [...figures('ablations'), { file: 'ablations.md', kind: 'md' }, { file: 'observations.md', kind: 'md' }],
+  metricsSchema: obj({
+    epochs: num,
+    seedToSeedPoints: num,
+    variants: list(
+      obj({
+        name: str,
+        change: { type: 'object' },
+        seed: num,
+        testAcc: num,
+        testAccNoFlipTta: num,
+        trainAcc: num,
+        seconds: num,
+      }),
+      2,
+    ),
+  }),
+  report: {
+    title: 'Q5 — What each part of the recipe contributes (ablations)',
+    figures: ['ablations'],
+    answer: (_m, files) => files.markdown('ablations.md'),
   },
 };

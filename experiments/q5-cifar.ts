@@ -6,6 +6,7 @@
 //   npx a2 run q5-cifar --resume        continue an interrupted run from its last completed epoch
 import { CIFAR_CLASSES, loadCifar } from '../src/data/index.js';
 import { type TopLevelSpec, lineChart, panelGrid } from '../src/plot/index.js';
+import { figures, list, num, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 import { type EpochRecord, RECIPE, type Recipe, firstN, pct, train } from './cifar.js';
 
@@ -106,14 +107,35 @@ async function run(config: Config, ctx: RunContext) {
   };
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q5-cifar',
-  summary: 'CIFAR-10 from scratch',
   defaults,
   profiles: {
     quick: { epochs: 4, trainImages: 10000, testImages: 2000, widths: [16, 32, 64, 128] },
     smoke: { epochs: 2, batchSize: 64, trainImages: 300, testImages: 200, widths: [8, 16, 16, 32], warmupEpochs: 1 },
   },
   run,
-  headline: (m) => `test accuracy ${pct((m as { finalTestAcc: number }).finalTestAcc, 2)}`,
+  headline: (m) => `test accuracy ${pct(m.finalTestAcc, 2)}`,
+  sources: ['experiments/q5-cifar.ts', 'experiments/cifar.ts'],
+  artefacts: [
+    ...figures('train-loss', 'train-acc', 'test-loss', 'test-acc'),
+    { file: 'curves.png', kind: 'png' },
+    { file: 'observations.md', kind: 'md' },
+  ],
+  metricsSchema: obj({
+    epochs: list(obj({ epoch: num, trainLoss: num, trainAcc: num, testLoss: num, testAcc: num, seconds: num })),
+    finalTestAcc: num,
+    bestTestAcc: num,
+    wallSeconds: num,
+  }),
+  report: {
+    title: 'Q5.1 — CIFAR-10 from scratch',
+    figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
+    answer: (m) =>
+      `- final test accuracy **${pct(m.finalTestAcc, 2)}**, best ${pct(m.bestTestAcc, 2)}, ${m.epochs.length} epochs on ${m.trainImages} training images, wall time ${m.wallSeconds.toFixed(0)} s.`,
+  },
 };

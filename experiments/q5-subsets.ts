@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { loadCifar } from '../src/data/index.js';
 import { lineChart, markdownTable } from '../src/plot/index.js';
+import { figures, list, num, obj } from '../src/report/declare.js';
 import { type Experiment, type RunContext, finishedParts, readJson } from '../src/run/index.js';
 import { RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
 import { experiment as fullRun } from './q5-cifar.js';
@@ -249,11 +250,13 @@ function observations(
   ].join('\n');
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q5-subsets',
-  summary: 'Q5.2: accuracy vs training images',
   defaults,
-  needs: ['q5-cifar'],
   profiles: {
     quick: {
       widths: [16, 32, 64, 128],
@@ -276,8 +279,28 @@ export const experiment: Experiment<Config> = {
     },
   },
   run,
-  headline: (m) => {
-    const subsets = (m as { subsets: { images: number; testAcc: number }[] }).subsets;
-    return subsets.map((s) => `${s.images}: ${pct(s.testAcc)}`).join(', ');
+  headline: (m) => m.subsets.map((s) => `${s.images}: ${pct(s.testAcc)}`).join(', '),
+  // Its last point is q5-cifar's run, trained by q5-cifar.ts with the shared recipe.
+  sources: ['experiments/q5-subsets.ts', 'experiments/q5-cifar.ts', 'experiments/cifar.ts'],
+  artefacts: [...figures('subsets'), { file: 'tuning.md', kind: 'md' }, { file: 'observations.md', kind: 'md' }],
+  metricsSchema: obj({
+    validationImages: num,
+    subsets: list(
+      obj({ perClass: num, images: num, trainAcc: num, testAcc: num, hyper: obj({ lr: num, weightDecay: num, epochs: num }) }),
+      2,
+    ),
+  }),
+  report: {
+    title: 'Q5.2 — Accuracy against the number of training images',
+    figures: ['subsets'],
+    answer: (m) =>
+      `| per class | images | train acc | test acc | lr | weight decay | epochs |\n| --- | --- | --- | --- | --- | --- | --- |\n` +
+      m.subsets
+        .map(
+          (s) =>
+            `| ${s.perClass} | ${s.images} | ${pct(s.trainAcc, 2)} | ${pct(s.testAcc, 2)} | ${s.hyper.lr} | ${s.hyper.weightDecay} | ${s.hyper.epochs} |`,
+        )
+        .join('\n') +
+      `\n\nEach size's lr and weight decay were chosen on ${m.validationImages} validation images outside every subset (every trial: \`q5-subsets/tuning.md\`); the last row is q5-cifar's run.`,
   },
 };

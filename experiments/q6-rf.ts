@@ -5,6 +5,7 @@
 //   npx a2 run q6-rf --layers "conv2d(3,1),maxpool2d(2,2)"   any stack
 import { UsageError } from '../src/errors.js';
 import { markdownTable, tableImage } from '../src/plot/index.js';
+import { list, num, obj, str } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
@@ -154,15 +155,33 @@ async function run(config: Config, ctx: RunContext) {
   return { rows };
 }
 
-export const experiment: Experiment<Config> = {
+// ---- What this experiment declares: its metrics, artefacts, report section and sources.
+
+type Metrics = Awaited<ReturnType<typeof run>>;
+
+export const experiment: Experiment<Config, Metrics> = {
   name: 'q6-rf',
-  summary: 'receptive fields of Table 1',
   defaults,
   profiles: {},
   run,
   headline: (m) =>
-    `rows 2–10: ${(m as { rows: { receptiveField: number }[] }).rows
+    `rows 2–10: ${m.rows
       .slice(1)
       .map((r) => r.receptiveField)
       .join(', ')}`,
+  sources: ['experiments/q6-rf.ts'],
+  artefacts: [
+    { file: 'table.md', kind: 'md' },
+    { file: 'table.png', kind: 'png' },
+  ],
+  metricsSchema: obj({
+    rows: list(
+      obj({ row: num, layers: { type: 'array', items: str }, receptiveField: num, perLayer: { type: 'array' }, jump: num, empirical: num }),
+    ),
+  }),
+  report: {
+    title: 'Q6 — Receptive fields',
+    figures: ['table'],
+    answer: (_m, files) => files.markdown('table.md'),
+  },
 };

@@ -3,14 +3,12 @@
 //   node --import tsx scripts/check-report.ts [outputs]
 import path from 'node:path';
 import { registry } from '../experiments/index.js';
+import { loadExperiments } from '../src/cli/registry.js';
 import { checkOutputs } from '../src/report/check.js';
 import { checkPage, chromiumAvailable } from './browser-check.js';
 
 const outRoot = path.resolve(process.argv[2] ?? 'outputs');
-const problems = await checkOutputs(
-  outRoot,
-  registry.map((e) => e.name),
-);
+const problems = await checkOutputs(outRoot, await loadExperiments(registry));
 if (chromiumAvailable()) {
   const page = await checkPage(path.join(outRoot, 'index.html'), path.join(outRoot, 'report-screenshot.png'));
   console.log(

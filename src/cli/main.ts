@@ -2,7 +2,7 @@
 // 0 ok, 1 a run or input failed, 2 usage.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { InputError, UsageError } from '../errors.js';
-import { type FlagKind, type FlagSpec, type RegistryEntry, flagKey, orderByNeeds } from './registry.js';
+import { type FlagKind, type FlagSpec, type RegistryEntry, flagKey, loadExperiments, orderByNeeds } from './registry.js';
 
 export type { FlagSpec, RegistryEntry } from './registry.js';
 
@@ -145,10 +145,7 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   }
   if (names.includes('all') || entries.length > 1) {
     const { writeReport } = await import('../report/index.js');
-    const written = writeReport(
-      flags.out,
-      registry.map((e) => e.name),
-    );
+    const written = await writeReport(flags.out, await loadExperiments(registry));
     log(`report: ${written.join(', ')}`);
   }
   return summary.some((s) => s.status !== 'ok') ? 1 : 0;
@@ -247,17 +244,20 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
     .command('report')
     .description('write outputs/index.html and outputs/REPORT.md from what is in outputs/')
     .option('--out <dir>', 'outputs folder', 'outputs')
-    .action((opts: { out: string }) =>
+    .option('--check', 'write nothing; list missing, stale, non-full-profile and invalid results, exit 1 if any')
+    .action((opts: { out: string; check?: boolean }) =>
       act(
         (async () => {
-          const { writeReport } = await import('../report/index.js');
-          log(
-            `report: ${writeReport(
-              opts.out,
-              registry.map((e) => e.name),
-            ).join(', ')}`,
-          );
-          return 0;
+          const { assess, checkLines, writeReport } = await import('../report/index.js');
+          const experiments = await loadExperiments(registry);
+          if (!opts.check) {
+            log(`report: ${(await writeReport(opts.out, experiments)).join(', ')}`);
+            return 0;
+          }
+          const lines = checkLines(await assess(opts.out, experiments));
+          for (const line of lines) log(line);
+          if (lines.length === 0) log(`all ${experiments.length} results in ${opts.out} are present, current, full-profile and valid`);
+          return lines.length ? 1 : 0;
         })(),
       ),
     );

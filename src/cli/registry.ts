@@ -1,5 +1,7 @@
 // What the CLI knows about experiments without loading them: names, one-line summaries,
-// their flags, and how to import them. experiments/index.ts fills it in.
+// prerequisites, flags, and how to import them. experiments/index.ts fills it in. This is the
+// only place those facts live (so `a2 list` and usage errors never load tfjs); everything
+// else about an experiment (config, metrics, artefacts, report section, sources) is in its module.
 import type { Experiment } from '../run/index.js';
 
 export type FlagKind = 'number' | 'positive-int' | 'string' | 'boolean';
@@ -17,9 +19,16 @@ export interface RegistryEntry {
   /** Experiments that must run first (their outputs are read). */
   needs?: string[];
   flags?: FlagSpec[];
-  // Experiments are generic over their own config; the registry erases that type.
-  // biome-ignore lint/suspicious/noExplicitAny: the registry erases each experiment's config type
-  load(): Promise<Experiment<any>>;
+  load(): Promise<AnyExperiment>;
+}
+
+// Experiments are generic over their own config and metrics; the registry erases both.
+// biome-ignore lint/suspicious/noExplicitAny: the registry erases each experiment's config and metrics types
+export type AnyExperiment = Experiment<any, any>;
+
+/** Every entry's module, loaded (imports tfjs: not for `a2 list` or usage errors). */
+export function loadExperiments(registry: RegistryEntry[]): Promise<AnyExperiment[]> {
+  return Promise.all(registry.map((e) => e.load()));
 }
 
 /** camelCase config key of a flag: '--far-slope <n>' → 'farSlope'. */

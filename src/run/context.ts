@@ -7,8 +7,9 @@ import path from 'node:path';
 import { type DataFileRecord, resolveDataDir } from '../data/index.js';
 import { type BackendInfo, seedEverything } from '../tensor/index.js';
 import { type TopLevelSpec, renderSpec } from '../plot/index.js';
+import type { Artefact, JsonSchema, ReportSection } from '../report/declare.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
-import { gitCommit, packageVersions } from './manifest.js';
+import { gitState, packageVersions } from './manifest.js';
 
 export const PROFILES = ['full', 'quick', 'smoke'] as const;
 export type Profile = (typeof PROFILES)[number];
@@ -35,21 +36,39 @@ export interface LandedRun {
   gitCommit: string | null;
 }
 
-/** A question's experiment: defaults in one typed object, presets per profile, and run. */
-export interface Experiment<C extends object = object> {
+/**
+ * A question's experiment, one self-describing module: defaults in one typed object, presets
+ * per profile, run, and what it leaves behind (artefacts, metrics schema, report section,
+ * the sources its results depend on). Its one-line summary, prerequisites and CLI flags live
+ * in its registry entry (experiments/index.ts), which `a2 list` reads without loading it.
+ */
+export interface Experiment<C extends object = object, M extends object = object> {
   name: string;
-  summary: string;
   defaults: C;
   profiles: Partial<Record<Profile, Partial<C>>>;
-  /** Experiments whose outputs this one reads (run all orders by them). */
-  needs?: string[];
-  run(config: C, ctx: RunContext): Promise<object>;
+  run(config: C, ctx: RunContext): Promise<M>;
   /** The one number a summary table shows for this experiment. */
-  headline?(metrics: object): string;
+  headline?(metrics: M): string;
+  /**
+   * Repository-relative files whose change makes a landed result stale: the experiment's own
+   * file and the experiments/ modules it imports (recipes, models, other experiments). Shared
+   * src/ code is left out on purpose, so a change there does not force long re-runs.
+   */
+  sources: string[];
+  /** Files a run leaves in outputs/<name>/ besides metrics.json and run.json. */
+  artefacts: Artefact[];
+  /** The JSON schema metrics.json must match. */
+  metricsSchema: JsonSchema;
+  /** Its section of outputs/index.html and REPORT.md. */
+  report: ReportSection<M>;
 }
 
 /** defaults ← profile preset ← explicit overrides, keeping only keys the config has. */
-export function resolveConfig<C extends object>(exp: Experiment<C>, profile: Profile, overrides: Record<string, unknown>): C {
+export function resolveConfig<C extends object>(
+  exp: Pick<Experiment<C>, 'defaults' | 'profiles'>,
+  profile: Profile,
+  overrides: Record<string, unknown>,
+): C {
   const config = { ...exp.defaults, ...(exp.profiles[profile] ?? {}) } as C;
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined && key in exp.defaults) (config as Record<string, unknown>)[key] = value;
@@ -66,7 +85,7 @@ export class RunContext {
   readonly manifestExtras: Record<string, unknown> = {};
   private readonly started = new Date();
   // The code that runs is the code at the start: commits made while a long run trains are not it.
-  private readonly commit = gitCommit();
+  private readonly git = gitState();
 
   constructor(
     readonly experiment: string,
@@ -133,7 +152,10 @@ export class RunContext {
    * q5-subsets q5-cifar's full-set numbers): run it first, with this run's options, unless
    * `usable` accepts its run.json. The run used is recorded in this run's manifest.
    */
-  async outputsBuiltOn(exp: Experiment<object>, usable: (run: LandedRun) => boolean): Promise<{ dir: string; run: LandedRun }> {
+  async outputsBuiltOn<C extends object, M extends object>(
+    exp: Experiment<C, M>,
+    usable: (run: LandedRun) => boolean,
+  ): Promise<{ dir: string; run: LandedRun }> {
     const dir = this.outputsOf(exp.name);
     const manifest = path.join(dir, 'run.json');
     const existing = existsSync(manifest) ? readJson<LandedRun>(manifest) : undefined;
@@ -160,6 +182,9 @@ export class RunContext {
       profile: this.options.profile,
       seed: this.options.seed,
       config: this.config,
+      // What the convolutions multiplied in (bf16 or fp32), and what --precision asked for.
+      precision: this.backend.precision,
+      requestedPrecision: this.backend.requestedPrecision,
       backend: {
         name: this.backend.name,
         tfjsBackend: this.backend.tfjsBackend,
@@ -167,7 +192,9 @@ export class RunContext {
         notices: this.backend.notices,
       },
       packages: packageVersions(),
-      gitCommit: this.commit,
+      gitCommit: this.git.commit,
+      // Which tracked files differed from the commit: a result is stale only if they include its sources.
+      gitDirtyPaths: this.git.dirtyPaths,
       dataFiles: this.dataFiles.map((f) => ({ ...f, path: path.relative(process.cwd(), f.path) || f.path })),
       startedAt: this.started.toISOString(),
       finishedAt: finished.toISOString(),
@@ -188,11 +215,11 @@ export class RunContext {
 }
 
 /** Seeds, builds the context, runs, and lands or abandons the outputs. */
-export async function runExperiment<C extends object>(
-  exp: Experiment<C>,
+export async function runExperiment<C extends object, M extends object>(
+  exp: Experiment<C, M>,
   options: RunOptions,
   backend: BackendInfo,
-): Promise<{ metrics: object; dir: string; seconds: number }> {
+): Promise<{ metrics: M; dir: string; seconds: number }> {
   const config = resolveConfig(exp, options.profile, options.overrides);
   seedEverything(options.seed);
   const ctx = new RunContext(exp.name, options, config, backend);

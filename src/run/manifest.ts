@@ -32,19 +32,20 @@ export function packageVersions(): Record<string, string> {
   return versions;
 }
 
+/** The commit HEAD is at, `+dirty` when tracked files differ from it; null outside git. */
 export function gitCommit(): string | null {
+  return gitState().commit;
+}
+
+/** The commit (as gitCommit) and the tracked files, relative to the project, that differ from it. */
+export function gitState(): { commit: string | null; dirtyPaths: string[] } {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   try {
-    const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: PROJECT_ROOT,
-      stdio: ['ignore', 'pipe', 'ignore'],
-    })
-      .toString()
-      .trim();
-    return dirty ? `${head}+dirty` : head;
+    const head = git('rev-parse', 'HEAD').trim();
+    // --relative: paths relative to the project (which may sit below the repository root).
+    const dirtyPaths = git('diff', '--relative', '--name-only', 'HEAD').split('\n').filter(Boolean);
+    return { commit: dirtyPaths.length ? `${head}+dirty` : head, dirtyPaths };
   } catch {
-    return null;
+    return { commit: null, dirtyPaths: [] };
   }
 }

@@ -4,7 +4,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkOutputs } from '../../src/report/check.js';
 import { checkPage, chromiumAvailable } from '../../scripts/browser-check.js';
+import { registry } from '../../experiments/index.js';
+import { loadExperiments } from '../../src/cli/registry.js';
 import { a2, DATA_DIR, tempDir } from '../helpers.js';
+
+const experiments = (...names: string[]) => loadExperiments(registry.filter((e) => names.includes(e.name)));
 
 const out = tempDir();
 const ran = await a2('run', 'q1-adam', 'q4-ops', 'q6-rf', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
@@ -24,11 +28,11 @@ test('running several experiments writes the report, showing the missing ones as
 });
 
 test('the artefact check accepts what the runs wrote and catches a broken PNG', async () => {
-  assert.deepEqual(await checkOutputs(out, ['q1-adam', 'q4-ops', 'q6-rf']), []);
+  assert.deepEqual(await checkOutputs(out, await experiments('q1-adam', 'q4-ops', 'q6-rf')), []);
   const broken = tempDir();
   await a2('run', 'q6-rf', '--out', broken);
   writeFileSync(path.join(broken, 'q6-rf/table.png'), 'not a png');
-  const problems = await checkOutputs(broken, ['q6-rf']);
+  const problems = await checkOutputs(broken, await experiments('q6-rf'));
   assert.equal(problems.length, 1);
   assert.match(problems[0], /table\.png: not a PNG that decodes/);
 });
