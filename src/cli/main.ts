@@ -88,6 +88,9 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   const backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
   for (const notice of backend.notices) log(`note: ${notice}`);
   log(`backend: ${backend.name}${backend.kernels.length ? ` (a2 kernels: ${backend.kernels.join(', ')})` : ''}`);
+  const { formatPlan, planRun, startLine } = await import('../run/plan.js');
+  const plan = planRun(selected, flags.profile, flags.out);
+  if (entries.length > 1) for (const line of formatPlan(plan, flags.profile)) log(line);
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -104,6 +107,7 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
         continue;
       }
       const started = performance.now();
+      if (entries.length > 1) log(startLine(plan, entry.name));
       try {
         const experiment = await entry.load();
         const result = await runExperiment(
