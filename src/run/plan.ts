@@ -62,8 +62,9 @@ export function formatPlan(plan: PlannedRun[], profile: string): string[] {
     known.length === 0
       ? 'no expected time (no run.json at this profile yet)'
       : `expected ~${formatDuration(total)}${unknown > 0 ? ` plus ${unknown} of unknown length` : ''}`;
+  const source = known.length === 0 ? '' : `; times from each one's last ${profile} run.json`;
   return [
-    `plan: ${plan.length} experiments at the ${profile} profile, ${totalText}; times from each one's last ${profile} run.json`,
+    `plan: ${plan.length} experiments at the ${profile} profile, ${totalText}${source}`,
     ...plan.map(
       (p, i) =>
         `  ${String(i + 1).padStart(String(plan.length).length)}. ${p.name.padEnd(width)}  ${p.expectedSeconds === undefined ? 'unknown' : `~${formatDuration(p.expectedSeconds)}`}`,
