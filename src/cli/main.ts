@@ -54,6 +54,8 @@ interface RunFlags {
   out: string;
   profile: string;
   resume?: boolean;
+  /** false with --no-fetch: a missing dataset fails the run instead of being downloaded. */
+  fetch?: boolean;
   [flag: string]: unknown;
 }
 
@@ -85,9 +87,13 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   // Loaded only now, so `a2 list` and usage errors never pay for tfjs.
   const { initBackend } = await import('../tensor/index.js');
   const { runExperiment } = await import('../run/index.js');
+  const { fetchAllowed, withDatasetFetch } = await import('../data/index.js');
   const backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
   for (const notice of backend.notices) log(`note: ${notice}`);
   log(`backend: ${backend.name}${backend.kernels.length ? ` (a2 kernels: ${backend.kernels.join(', ')})` : ''}`);
+  const { formatPlan, planRun, startLine } = await import('../run/plan.js');
+  const plan = planRun(selected, flags.profile, flags.out);
+  if (entries.length > 1) for (const line of formatPlan(plan, flags.profile)) log(line);
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -104,22 +110,25 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
         continue;
       }
       const started = performance.now();
+      if (entries.length > 1) log(startLine(plan, entry.name));
       try {
         const experiment = await entry.load();
-        const result = await runExperiment(
-          experiment,
-          {
-            profile: flags.profile as 'full' | 'quick' | 'smoke',
-            seed: flags.seed,
-            outRoot: flags.out,
-            dataDir: flags.dataDir,
-            resume: flags.resume,
-            overrides,
-            signal: controller.signal,
-            log,
-          },
-          backend,
-        );
+        const attempt = () =>
+          runExperiment(
+            experiment,
+            {
+              profile: flags.profile as 'full' | 'quick' | 'smoke',
+              seed: flags.seed,
+              outRoot: flags.out,
+              dataDir: flags.dataDir,
+              resume: flags.resume,
+              overrides,
+              signal: controller.signal,
+              log,
+            },
+            backend,
+          );
+        const result = await withDatasetFetch(attempt, fetchAllowed(flags.fetch), (l) => log(`[${entry.name}] ${l}`));
         const headline = experiment.headline?.(result.metrics) ?? '';
         summary.push({ name: entry.name, status: 'ok', headline, seconds: result.seconds });
         log(`[${entry.name}] done in ${result.seconds.toFixed(1)} s → ${result.dir}${headline ? ` (${headline})` : ''}`);
@@ -184,7 +193,8 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
         .choices(['full', 'quick', 'smoke'])
         .default('full'),
     )
-    .option('--resume', 'continue an interrupted run from its last checkpoint');
+    .option('--resume', 'continue an interrupted run from its last checkpoint')
+    .option('--no-fetch', 'fail on a missing MNIST or CIFAR-10 instead of downloading it (also A2_NO_FETCH=1)');
   const seen = new Set<string>();
   for (const entry of registry)
     for (const spec of entry.flags ?? []) {

@@ -52,7 +52,10 @@ export function loadCifar(dataDir: string, split: 'train' | 'test', read: DataFi
   const labels = new Uint8Array(capacity);
   let count = 0;
   for (const file of files) {
-    const bytes = readDataFile(file, read, 'a CIFAR-10 binary batch (run `a2 data fetch cifar10` or pass --data-dir)');
+    const bytes = readDataFile(file, read, 'a CIFAR-10 binary batch (run `a2 data fetch cifar10` or pass --data-dir)', {
+      dataset: 'cifar10',
+      dataDir,
+    });
     if (bytes.length !== RECORDS_PER_FILE * RECORD_BYTES) {
       throw new InputError(file, `${RECORDS_PER_FILE * RECORD_BYTES} bytes (${RECORDS_PER_FILE} records)`, `${bytes.length} bytes`);
     }

@@ -47,9 +47,33 @@ export function md5(bytes: Uint8Array): string {
   return createHash('md5').update(bytes).digest('hex');
 }
 
-/** Reads a whole file, records its md5 in `read`, and gunzips it when it is gzip. */
-export function readDataFile(file: string, read: DataFileRecord[], hint: string): Buffer {
-  if (!existsSync(file)) throw new InputError(file, hint, 'no such file');
+/** A file of an official dataset is absent: `a2 run` can fetch the dataset and try again. */
+export class MissingDatasetError extends InputError {
+  override name = 'MissingDatasetError';
+  constructor(
+    file: string,
+    hint: string,
+    readonly dataset: 'mnist' | 'cifar10',
+    readonly dataDir: string,
+  ) {
+    super(file, hint, 'no such file');
+  }
+}
+
+/**
+ * Reads a whole file, records its md5 in `read`, and gunzips it when it is gzip. `official`
+ * says which downloadable dataset the file belongs to, so its absence can be fetched.
+ */
+export function readDataFile(
+  file: string,
+  read: DataFileRecord[],
+  hint: string,
+  official?: { dataset: 'mnist' | 'cifar10'; dataDir: string },
+): Buffer {
+  if (!existsSync(file)) {
+    if (official) throw new MissingDatasetError(file, hint, official.dataset, official.dataDir);
+    throw new InputError(file, hint, 'no such file');
+  }
   const raw = readFileSync(file);
   read.push({ path: file, bytes: raw.length, md5: md5(raw) });
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {

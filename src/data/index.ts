@@ -1,8 +1,8 @@
 export { CIFAR_CLASSES, CIFAR_PIXELS, CIFAR_SIZE, loadCifar, parseCifarBatch } from './cifar.js';
 export type { CifarSplit } from './cifar.js';
-export { DATASETS, fetchDataset, verifyDataset } from './fetch.js';
+export { DATASETS, fetchAllowed, fetchDataset, verifyDataset, withDatasetFetch } from './fetch.js';
 export type { DatasetName, FileCheck } from './fetch.js';
-export { OFFICIAL_FILES, md5, readDataFile, resolveDataDir } from './files.js';
+export { MissingDatasetError, OFFICIAL_FILES, md5, readDataFile, resolveDataDir } from './files.js';
 export type { DataFileRecord } from './files.js';
 export { MNIST_HEIGHT, MNIST_PIXELS, MNIST_WIDTH, loadMnist, parseIdxImages, parseIdxLabels } from './mnist.js';
 export type { MnistSplit } from './mnist.js';

@@ -65,8 +65,9 @@ export function loadMnist(dataDir: string, split: 'train' | 'test', read: DataFi
   const imageFile = locate(dataDir, names.images);
   const labelFile = locate(dataDir, names.labels);
   const hint = `the MNIST ${split} file (run \`a2 data fetch mnist\` or pass --data-dir)`;
-  const { pixels, count } = parseIdxImages(readDataFile(imageFile, read, hint), imageFile);
-  const labels = parseIdxLabels(readDataFile(labelFile, read, hint), labelFile);
+  const official = { dataset: 'mnist', dataDir } as const;
+  const { pixels, count } = parseIdxImages(readDataFile(imageFile, read, hint, official), imageFile);
+  const labels = parseIdxLabels(readDataFile(labelFile, read, hint, official), labelFile);
   if (labels.length !== count) throw new InputError(labelFile, `${count} labels to match ${imageFile}`, `${labels.length}`);
   const n = Math.min(count, limit ?? count);
   const images = new Float32Array(n * MNIST_PIXELS);
