@@ -51,8 +51,11 @@ async function tryWasm(): Promise<string | undefined> {
 
 let active: BackendInfo | undefined;
 
+export type Precision = 'auto' | 'fp32' | 'bf16';
+
 /** Initialises the backend; later calls return the first answer (tfjs has one engine per process). */
-export async function initBackend(requested: BackendChoice = 'auto'): Promise<BackendInfo> {
+export async function initBackend(requested: BackendChoice = 'auto', options?: { precision?: Precision }): Promise<BackendInfo> {
+  void options; // --precision is passed through to here; what it selects is decided in this function
   if (active !== undefined) {
     if (requested !== 'auto' && requested !== active.name) {
       throw new Error(`backend ${active.name} is already active in this process; cannot switch to ${requested}`);
