@@ -258,7 +258,7 @@ export const experiment: Experiment<Config> = {
   notSetByFlags: {
     epochs: 'each subset size sets its own number of epochs from its step budget (sizes in experiments/q5-subsets.ts)',
     batchSize: 'each subset size sets its own batch size (sizes in experiments/q5-subsets.ts)',
-    lr: 'each subset size tunes its own learning rate on validation images (sizes in experiments/q5-subsets.ts)',
+    lr: 'each subset size sets its own learning rates, tuned on validation images (sizes in experiments/q5-subsets.ts)',
   },
   profiles: {
     quick: {

@@ -138,7 +138,7 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
     backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0], { precision: flags.precision });
   } catch (err) {
     if (flags.backend === 'auto') throw err;
-    throw new UsageError(`--backend ${flags.backend}: ${describeError(err)}; --backend auto picks one that loads`);
+    throw new UsageError(`--backend ${flags.backend}: ${err instanceof Error ? err.message : String(err)}; --backend auto picks one that loads`);
   }
   for (const notice of backend.notices) log(`note: ${notice}`);
   log(`backend: ${backend.name}${backend.kernels.length ? ` (a2 kernels: ${backend.kernels.join(', ')})` : ''}`);
@@ -211,7 +211,14 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   return summary.some((s) => s.status !== 'ok') ? 1 : 0;
 }
 
-export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>) => void, log: (l: string) => void): Command {
+type RunAction = (names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void) => Promise<number>;
+
+export function buildProgram(
+  registry: RegistryEntry[],
+  act: (p: Promise<number>) => void,
+  log: (l: string) => void,
+  runAction: RunAction = runCommand,
+): Command {
   const program = new Command('a2')
     .description('CS5242 Assignment 2, reproduced: every question from real data and real training, into outputs/.')
     .showHelpAfterError('(a2 --help lists the commands)')
@@ -255,7 +262,7 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
       seen.add(spec.flags);
       run.addOption(makeOption({ ...spec, description: `${spec.description} [${entry.name}]` }));
     }
-  run.action((names: string[], flags: RunFlags) => act(runCommand(names, flags, registry, log)));
+  run.action((names: string[], flags: RunFlags) => act(runAction(names, flags, registry, log)));
 
   const data = program.command('data').description('fetch or verify the datasets');
   data
@@ -322,6 +329,26 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
       ),
     );
   return program;
+}
+
+/** What `a2 run …` would give each experiment, without running anything: argv → overrides and ignored flags. */
+export async function planArgv(argv: string[], registry: RegistryEntry[], log: (l: string) => void = () => {}): Promise<PlannedRun[]> {
+  let plans: PlannedRun[] = [];
+  let pending: Promise<number> | undefined;
+  const program = buildProgram(
+    registry,
+    (p) => {
+      pending = p;
+    },
+    log,
+    async (names, flags, reg, l) => {
+      plans = await planRun(names, flags, reg, l);
+      return 0;
+    },
+  );
+  await program.parseAsync(argv);
+  await pending;
+  return plans;
 }
 
 /** Runs the CLI; resolves to the exit code. */
