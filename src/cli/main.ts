@@ -138,7 +138,9 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
     backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0], { precision: flags.precision });
   } catch (err) {
     if (flags.backend === 'auto') throw err;
-    throw new UsageError(`--backend ${flags.backend}: ${err instanceof Error ? err.message : String(err)}; --backend auto picks one that loads`);
+    throw new UsageError(
+      `--backend ${flags.backend}: ${err instanceof Error ? err.message : String(err)}; --backend auto picks one that loads`,
+    );
   }
   for (const notice of backend.notices) log(`note: ${notice}`);
   log(`backend: ${backend.name}${backend.kernels.length ? ` (a2 kernels: ${backend.kernels.join(', ')})` : ''}`);

@@ -9,7 +9,7 @@ import { DATA_DIR, a2, tempDir } from '../helpers.js';
 test('a falling, noisy loss passes; NaN, Infinity and a 1000-fold explosion stop with where and the last sound loss', () => {
   const steps = [2.3, 2.1, 2.4, 1.9, 1.2, 1.5, 0.9];
   const sound = new LossWatch('net', 0.1, true);
-  steps.forEach((loss, i) => sound.check(loss, 1, i + 1));
+  for (const [i, loss] of steps.entries()) sound.check(loss, 1, i + 1);
 
   for (const [bad, shown] of [
     [Number.NaN, 'NaN'],
