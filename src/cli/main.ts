@@ -333,39 +333,30 @@ export function buildProgram(
   return program;
 }
 
+/** Parses argv and carries out the command; resolves to its exit code (0 when a command has none). */
+async function parseAndAct(argv: string[], registry: RegistryEntry[], log: (l: string) => void, runAction?: RunAction): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const act = (p: Promise<number>) => {
+    pending = p;
+  };
+  await buildProgram(registry, act, log, runAction).parseAsync(argv);
+  return pending === undefined ? 0 : await pending;
+}
+
 /** What `a2 run …` would give each experiment, without running anything: argv → overrides and ignored flags. */
 export async function planArgv(argv: string[], registry: RegistryEntry[], log: (l: string) => void = () => {}): Promise<PlannedRun[]> {
   let plans: PlannedRun[] = [];
-  let pending: Promise<number> | undefined;
-  const program = buildProgram(
-    registry,
-    (p) => {
-      pending = p;
-    },
-    log,
-    async (names, flags, reg, l) => {
-      plans = await planRun(names, flags, reg, l);
-      return 0;
-    },
-  );
-  await program.parseAsync(argv);
-  await pending;
+  await parseAndAct(argv, registry, log, async (names, flags, reg, l) => {
+    plans = await planRun(names, flags, reg, l);
+    return 0;
+  });
   return plans;
 }
 
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[], registry: RegistryEntry[], log: (l: string) => void = (l) => console.log(l)): Promise<number> {
-  let pending: Promise<number> | undefined;
-  const program = buildProgram(
-    registry,
-    (p) => {
-      pending = p;
-    },
-    log,
-  );
   try {
-    await program.parseAsync(argv);
-    return pending === undefined ? 0 : await pending;
+    return await parseAndAct(argv, registry, log);
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
