@@ -4,7 +4,7 @@
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, lineChart, panelGrid } from '../src/plot/index.js';
 import { type Artefact, figures, num, numbers, obj } from '../src/report/declare.js';
-import { type Experiment, type RunContext, epochProgress, modelSummary, saveModel } from '../src/run/index.js';
+import { type Experiment, LossWatch, type RunContext, epochProgress, modelSummary, saveModel } from '../src/run/index.js';
 import { makeRng, permutation, tf } from '../src/tensor/index.js';
 
 export interface AutoencoderConfig {
@@ -121,6 +121,7 @@ export async function trainAutoencoder(
   let ae = build();
   while (isDead(ae, probe) && result.restarts < config.restarts) ae = rebuild('the new net is dead (constant latent or output)', ae);
   let optimizer = tf.train.adam(config.lr);
+  const watch = new LossWatch(label, config.lr, ctx.options.overrides.lr !== undefined);
   for (let epoch = 1; epoch <= config.epochs; epoch++) {
     const weights = [...ae.encoder.trainableWeights, ...ae.decoder.trainableWeights].map((w) => w.read() as tf.Variable);
     const started = performance.now();
@@ -136,6 +137,8 @@ export async function trainAutoencoder(
       });
       const value = (await loss.data())[0];
       loss.dispose();
+      if (!Number.isFinite(value)) progress.stop();
+      watch.check(value, epoch, start / config.batchSize + 1);
       sum += value * idx.length;
       progress.tick(idx.length, value);
     }

@@ -5,7 +5,7 @@
 // warm-up/linear-decay learning rate, flip + translate augmentation, flip test-time augmentation.
 import path from 'node:path';
 import type { CifarSplit } from '../src/data/index.js';
-import { type RunContext, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
+import { LossWatch, type RunContext, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
 import { BatchNorm, makeRng, permutation, seedEverything, tf } from '../src/tensor/index.js';
 
 export interface Recipe {
@@ -189,6 +189,7 @@ export async function train(
     ctx.log(`${label}: resumed after epoch ${epochs.length} from ${path.relative(process.cwd(), checkpointDir)}`);
   }
   const steps = Math.ceil(trainSplit.count / recipe.batchSize);
+  const watch = new LossWatch(label, recipe.lr, ctx.options.overrides.lr !== undefined);
   for (let epoch = epochs.length + 1; epoch <= recipe.epochs; epoch++) {
     // Each epoch's shuffle and augmentation come from (seed, epoch) alone, so a resumed run repeats them.
     const rng = makeRng(seed * 100003 + epoch);
@@ -221,6 +222,8 @@ export async function train(
       const value = (await loss.data())[0];
       right += (await correct!.data())[0];
       tf.dispose([loss, correct!]);
+      if (!Number.isFinite(value)) progress.stop();
+      watch.check(value, epoch, s + 1);
       lossSum += value * idx.length;
       progress.tick(idx.length, value);
     }

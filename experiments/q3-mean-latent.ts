@@ -5,11 +5,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { experiment as convAutoencoder } from './q2-conv-ae.js';
-import { imageOf } from './autoencoder.js';
+import { type AutoencoderConfig, imageOf } from './autoencoder.js';
 import { type MnistSplit, loadMnist } from '../src/data/index.js';
 import { type Panel, type TopLevelSpec, panelGrid } from '../src/plot/index.js';
 import { figures, list, num, obj } from '../src/report/declare.js';
-import { type Experiment, type RunContext, loadModel, resolveConfig } from '../src/run/index.js';
+import { type Experiment, type RunContext, loadModel } from '../src/run/index.js';
 import { tf } from '../src/tensor/index.js';
 
 interface Config {
@@ -54,16 +54,11 @@ function decode(decoder: tf.LayersModel, latents: number[][]): Float32Array[] {
 
 /** outputs/q2-conv-ae, trained first unless it holds models with the settings this profile implies. */
 async function ensureConvModels(ctx: RunContext): Promise<{ dir: string; lambdas: number[] }> {
-  const wanted = resolveConfig(convAutoencoder, ctx.options.profile, ctx.options.overrides);
   const encoder = (dir: string, l: number) => path.join(dir, 'models', `lambda-${l}`, 'encoder', 'model.json');
-  const { dir } = await ctx.outputsBuiltOn(
-    convAutoencoder,
-    (run) =>
-      JSON.stringify(run.config) === JSON.stringify(wanted) &&
-      run.seed === ctx.seed &&
-      wanted.lambdas.every((l) => existsSync(encoder(ctx.outputsOf(convAutoencoder.name), l))),
+  const { dir, run } = await ctx.outputsBuiltOn(convAutoencoder, (landed) =>
+    (landed.config as AutoencoderConfig).lambdas.every((l) => existsSync(encoder(ctx.outputsOf(convAutoencoder.name), l))),
   );
-  return { dir, lambdas: wanted.lambdas };
+  return { dir, lambdas: (run.config as AutoencoderConfig).lambdas };
 }
 
 interface LambdaResult {

@@ -73,7 +73,7 @@ interface FullRunMetrics {
 
 async function run(config: Config, ctx: RunContext) {
   // The full set: q5-cifar's last epoch (its training accuracy is the running one over augmented batches).
-  const { dir, run: full } = await ctx.outputsBuiltOn(fullRun, (r) => r.profile === ctx.options.profile && r.seed === ctx.seed);
+  const { dir, run: full } = await ctx.outputsBuiltOn(fullRun);
   const fullMetrics = readJson<FullRunMetrics>(path.join(dir, 'metrics.json'));
   const last = fullMetrics.epochs[fullMetrics.epochs.length - 1];
   const fullConfig = full.config as Recipe & { trainImages: number };
@@ -257,6 +257,12 @@ type Metrics = Awaited<ReturnType<typeof run>>;
 export const experiment: Experiment<Config, Metrics> = {
   name: 'q5-subsets',
   defaults,
+  // Each subset size trains for its own steps with its own batch size and lr grid (`sizes`).
+  notSetByFlags: {
+    epochs: 'each subset size sets its own number of epochs from its step budget (sizes in experiments/q5-subsets.ts)',
+    batchSize: 'each subset size sets its own batch size (sizes in experiments/q5-subsets.ts)',
+    lr: 'each subset size sets its own learning rates, tuned on validation images (sizes in experiments/q5-subsets.ts)',
+  },
   profiles: {
     quick: {
       widths: [16, 32, 64, 128],

@@ -14,9 +14,16 @@ export function tempDir(prefix = 'a2-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Runs `a2 …args` in this process; returns the exit code and everything logged. */
-export async function a2(...args: string[]): Promise<{ code: number; lines: string[] }> {
+/** Runs `a2 …args` in this process; returns the exit code, everything logged and what went to stderr (usage and fatal errors). */
+export async function a2(...args: string[]): Promise<{ code: number; lines: string[]; errors: string[] }> {
   const lines: string[] = [];
-  const code = await main(['node', 'a2', ...args], registry, (l) => lines.push(l));
-  return { code, lines };
+  const errors: string[] = [];
+  const original = console.error;
+  console.error = (...parts: unknown[]) => errors.push(parts.map(String).join(' '));
+  try {
+    const code = await main(['node', 'a2', ...args], registry, (l) => lines.push(l));
+    return { code, lines, errors };
+  } finally {
+    console.error = original;
+  }
 }

@@ -1,7 +1,8 @@
 // The a2 command line: list, run, data, report. The only place that decides exit codes:
 // 0 ok, 1 a run or input failed, 2 usage.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { InputError, UsageError } from '../errors.js';
+import { UsageError, describeError } from '../errors.js';
+import type { Experiment } from '../run/index.js';
 import { type FlagKind, type FlagSpec, type RegistryEntry, flagKey, loadExperiments, orderByNeeds } from './registry.js';
 
 export type { FlagSpec, RegistryEntry } from './registry.js';
@@ -44,12 +45,16 @@ function makeOption(spec: FlagSpec): Option {
   return parser ? option.argParser(parser) : option;
 }
 
+const PRECISIONS = ['auto', 'fp32', 'bf16'] as const;
+type PrecisionChoice = (typeof PRECISIONS)[number];
+
 interface RunFlags {
   epochs?: number;
   batchSize?: number;
   lr?: number;
   seed: number;
   backend: string;
+  precision: PrecisionChoice;
   dataDir?: string;
   out: string;
   profile: string;
@@ -59,41 +64,96 @@ interface RunFlags {
   [flag: string]: unknown;
 }
 
-async function runCommand(names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void): Promise<number> {
+/** What one experiment of `a2 run` is given: the overrides it takes, and the flags it does not take (run beside experiments that do). */
+export interface PlannedRun {
+  entry: RegistryEntry;
+  experiment: Experiment<object>;
+  overrides: Record<string, unknown>;
+  ignoredFlags: string[];
+}
+
+/** The flags of `a2 run` that set config keys, by key: the training flags every experiment may take, and the experiments' own. */
+function configFlags(registry: RegistryEntry[]): Map<string, string> {
+  const flags = new Map([
+    ['epochs', '--epochs'],
+    ['batchSize', '--batch-size'],
+    ['lr', '--lr'],
+  ]);
+  for (const entry of registry) for (const spec of entry.flags ?? []) flags.set(flagKey(spec.flags), spec.flags.split(/[ ,]+/)[0]);
+  return flags;
+}
+
+/**
+ * Which experiments run and what each is given. A flag no selected experiment takes is a
+ * UsageError naming the experiments that do take it; a flag some of several experiments ignore
+ * is said once here and recorded in their run.json.
+ */
+export async function planRun(
+  names: string[],
+  flags: RunFlags,
+  registry: RegistryEntry[],
+  log: (l: string) => void,
+): Promise<PlannedRun[]> {
   const known = registry.map((e) => e.name);
   const unknown = names.filter((n) => n !== 'all' && !known.includes(n));
   if (unknown.length > 0)
     throw new UsageError(`unknown experiment ${unknown.map((u) => `"${u}"`).join(', ')}; choose from: ${known.join(', ')}, all`);
   const selected = orderByNeeds(names.includes('all') ? known : [...new Set(names)], registry);
-  const entries = selected.map((n) => registry.find((e) => e.name === n)!);
-
-  const overrides: Record<string, unknown> = { epochs: flags.epochs, batchSize: flags.batchSize, lr: flags.lr };
-  for (const entry of registry)
-    for (const spec of entry.flags ?? []) {
-      const key = flagKey(spec.flags);
-      if (flags[key] !== undefined) {
-        if (!entries.some((e) => e.flags?.some((f) => flagKey(f.flags) === key))) {
-          throw new UsageError(
-            `${spec.flags.split(' ')[0]} belongs to ${registry
-              .filter((e) => e.flags?.includes(spec))
-              .map((e) => e.name)
-              .join(', ')}, which is not being run`,
-          );
-        }
-        overrides[key] = flags[key];
-      }
+  const given = [...configFlags(registry)].filter(([key]) => flags[key] !== undefined);
+  // Loading an experiment loads tfjs: names are checked first, all experiments are loaded only to name a refused flag's takers.
+  const load = async (name: string) => (await registry.find((e) => e.name === name)!.load()) as Experiment<object>;
+  const plans: PlannedRun[] = [];
+  for (const name of selected)
+    plans.push({ entry: registry.find((e) => e.name === name)!, experiment: await load(name), overrides: {}, ignoredFlags: [] });
+  const { takesKey } = await import('../run/index.js');
+  for (const [key, flag] of given) {
+    const takers = plans.filter((p) => takesKey(p.experiment, key));
+    if (takers.length === 0) {
+      const everyTaker: string[] = [];
+      for (const name of known) if (takesKey(await load(name), key)) everyTaker.push(name);
+      const refusals = plans.flatMap((p) => {
+        const why = (p.experiment.notSetByFlags as Record<string, string> | undefined)?.[key];
+        return why ? [`${p.entry.name} does not take ${flag}: ${why}`] : [];
+      });
+      const what = refusals.length > 0 ? refusals.join('; ') : `${flag} is not used by ${selected.join(', ')}`;
+      throw new UsageError(`${what}; experiments that take ${flag}: ${everyTaker.join(', ') || 'none'}`);
     }
+    for (const plan of plans) {
+      if (takers.includes(plan)) plan.overrides[key] = flags[key];
+      else plan.ignoredFlags.push(flag);
+    }
+    const ignoring = plans.filter((p) => !takers.includes(p)).map((p) => p.entry.name);
+    if (ignoring.length > 0)
+      log(`note: ${flag} is used by ${takers.map((p) => p.entry.name).join(', ')} and ignored by ${ignoring.join(', ')}`);
+  }
+  return plans;
+}
 
-  // Loaded only now, so `a2 list` and usage errors never pay for tfjs.
+async function runCommand(names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void): Promise<number> {
+  const plans = await planRun(names, flags, registry, log);
+
+  // Loaded only now, so `a2 list` and usage errors never pay for the backend.
   const { initBackend } = await import('../tensor/index.js');
   const { runExperiment } = await import('../run/index.js');
   const { fetchAllowed, withDatasetFetch } = await import('../data/index.js');
-  const backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
+  let backend: Awaited<ReturnType<typeof initBackend>>;
+  try {
+    backend = await initBackend(flags.backend as Parameters<typeof initBackend>[0], { precision: flags.precision });
+  } catch (err) {
+    if (flags.backend === 'auto' || err instanceof UsageError) throw err;
+    throw new UsageError(
+      `--backend ${flags.backend}: ${err instanceof Error ? err.message : String(err)}; --backend auto picks one that loads`,
+    );
+  }
   for (const notice of backend.notices) log(`note: ${notice}`);
   log(`backend: ${backend.name}${backend.kernels.length ? ` (a2 kernels: ${backend.kernels.join(', ')})` : ''}`);
-  const { formatPlan, planRun, startLine } = await import('../run/plan.js');
-  const plan = planRun(selected, flags.profile, flags.out);
-  if (entries.length > 1) for (const line of formatPlan(plan, flags.profile)) log(line);
+  const { formatPlan, planRun: expectedTimes, startLine } = await import('../run/plan.js');
+  const plan = expectedTimes(
+    plans.map((p) => p.entry.name),
+    flags.profile,
+    flags.out,
+  );
+  if (plans.length > 1) for (const line of formatPlan(plan, flags.profile)) log(line);
 
   const controller = new AbortController();
   const onSigint = () => {
@@ -102,17 +162,17 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
     controller.abort();
   };
   process.on('SIGINT', onSigint);
+  const prerequisiteOverrides = Object.fromEntries(plans.map((p) => [p.entry.name, p.overrides]));
   const summary: { name: string; status: string; headline: string; seconds: number }[] = [];
   try {
-    for (const entry of entries) {
+    for (const { entry, experiment, overrides, ignoredFlags } of plans) {
       if (controller.signal.aborted) {
         summary.push({ name: entry.name, status: 'skipped', headline: '', seconds: 0 });
         continue;
       }
       const started = performance.now();
-      if (entries.length > 1) log(startLine(plan, entry.name));
+      if (plans.length > 1) log(startLine(plan, entry.name));
       try {
-        const experiment = await entry.load();
         const attempt = () =>
           runExperiment(
             experiment,
@@ -123,6 +183,9 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
               dataDir: flags.dataDir,
               resume: flags.resume,
               overrides,
+              ignoredFlags,
+              prerequisiteOverrides,
+              precision: flags.precision,
               signal: controller.signal,
               log,
             },
@@ -134,12 +197,12 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
         log(`[${entry.name}] done in ${result.seconds.toFixed(1)} s → ${result.dir}${headline ? ` (${headline})` : ''}`);
       } catch (err) {
         if (err instanceof UsageError) throw err;
-        const message = err instanceof InputError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+        const message = describeError(err);
         log(`[${entry.name}] FAILED: ${message}`);
         summary.push({
           name: entry.name,
           status: 'failed',
-          headline: err instanceof Error ? err.message.split('\n')[0] : String(err),
+          headline: message.split('\n')[0],
           seconds: (performance.now() - started) / 1000,
         });
       }
@@ -147,12 +210,12 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   } finally {
     process.off('SIGINT', onSigint);
   }
-  if (entries.length > 1) {
+  if (plans.length > 1) {
     const width = Math.max('experiment'.length, ...summary.map((s) => s.name.length));
     log(`\n${'experiment'.padEnd(width + 1)}status   time      headline`);
     for (const s of summary) log(`${s.name.padEnd(width + 1)}${s.status.padEnd(9)}${`${s.seconds.toFixed(1)} s`.padEnd(10)}${s.headline}`);
   }
-  if (names.includes('all') || entries.length > 1) {
+  if (names.includes('all') || plans.length > 1) {
     const { writeReport } = await import('../report/index.js');
     const written = await writeReport(flags.out, await loadExperiments(registry));
     log(`report: ${written.join(', ')}`);
@@ -160,7 +223,14 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   return summary.some((s) => s.status !== 'ok') ? 1 : 0;
 }
 
-export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>) => void, log: (l: string) => void): Command {
+type RunAction = (names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void) => Promise<number>;
+
+export function buildProgram(
+  registry: RegistryEntry[],
+  act: (p: Promise<number>) => void,
+  log: (l: string) => void,
+  runAction: RunAction = runCommand,
+): Command {
   const program = new Command('a2')
     .description('CS5242 Assignment 2, reproduced: every question from real data and real training, into outputs/.')
     .showHelpAfterError('(a2 --help lists the commands)')
@@ -187,6 +257,9 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
       new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )
     .addOption(new Option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)'))
+    .addOption(
+      new Option('--precision <mode>', 'numeric precision of training (auto picks per backend)').choices(PRECISIONS).default('auto'),
+    )
     .option('--out <dir>', 'outputs folder', 'outputs')
     .addOption(
       new Option('--profile <name>', "full = the assignment's settings; quick = minutes; smoke = seconds")
@@ -202,7 +275,7 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
       seen.add(spec.flags);
       run.addOption(makeOption({ ...spec, description: `${spec.description} [${entry.name}]` }));
     }
-  run.action((names: string[], flags: RunFlags) => act(runCommand(names, flags, registry, log)));
+  run.action((names: string[], flags: RunFlags) => act(runAction(names, flags, registry, log)));
 
   const data = program.command('data').description('fetch or verify the datasets');
   data
@@ -274,32 +347,35 @@ export function buildProgram(registry: RegistryEntry[], act: (p: Promise<number>
   return program;
 }
 
+/** Parses argv and carries out the command; resolves to its exit code (0 when a command has none). */
+async function parseAndAct(argv: string[], registry: RegistryEntry[], log: (l: string) => void, runAction?: RunAction): Promise<number> {
+  let pending: Promise<number> | undefined;
+  const act = (p: Promise<number>) => {
+    pending = p;
+  };
+  await buildProgram(registry, act, log, runAction).parseAsync(argv);
+  return pending === undefined ? 0 : await pending;
+}
+
+/** What `a2 run …` would give each experiment, without running anything: argv → overrides and ignored flags. */
+export async function planArgv(argv: string[], registry: RegistryEntry[], log: (l: string) => void = () => {}): Promise<PlannedRun[]> {
+  let plans: PlannedRun[] = [];
+  await parseAndAct(argv, registry, log, async (names, flags, reg, l) => {
+    plans = await planRun(names, flags, reg, l);
+    return 0;
+  });
+  return plans;
+}
+
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[], registry: RegistryEntry[], log: (l: string) => void = (l) => console.log(l)): Promise<number> {
-  let pending: Promise<number> | undefined;
-  const program = buildProgram(
-    registry,
-    (p) => {
-      pending = p;
-    },
-    log,
-  );
   try {
-    await program.parseAsync(argv);
-    return pending === undefined ? 0 : await pending;
+    return await parseAndAct(argv, registry, log);
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
     }
-    if (err instanceof UsageError) {
-      console.error(`error: ${err.message}`);
-      return 2;
-    }
-    if (err instanceof InputError) {
-      console.error(`error: ${err.message}`);
-      return 1;
-    }
-    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
-    return 1;
+    console.error(`error: ${describeError(err)}`);
+    return err instanceof UsageError ? 2 : 1;
   }
 }

@@ -1,7 +1,8 @@
 // Checkpoints for --resume: model weights, optimizer slots and a JSON state (epoch, curves,
-// config), written after each completed epoch. The state file is written last, so a
-// checkpoint whose state exists is complete even if the process died mid-write.
-import { existsSync, readFileSync } from 'node:fs';
+// config), written after each completed epoch. A checkpoint is written whole into a fresh
+// folder and then swapped in by renames, so a process killed mid-write leaves the previous
+// checkpoint, never one epoch's weights beside another epoch's state.
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../tensor/index.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
@@ -14,7 +15,39 @@ interface TensorEntry {
   length: number;
 }
 
-export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer, state: object): Promise<void> {
+/** What every checkpoint state holds: one record per completed epoch (a discarded checkpoint is described by them). */
+export interface CheckpointState {
+  epochs: unknown[];
+}
+
+// Inside `dir`: the checkpoint in `latest/`; while a new one is swapped in, the old one is
+// `previous/` for a moment. A state.json is written last, so a folder holding one is complete.
+const LATEST = 'latest';
+const PREVIOUS = 'previous';
+
+/** The folder of the newest complete checkpoint in `dir`, if any. */
+function completeCheckpoint(dir: string): string | undefined {
+  return [LATEST, PREVIOUS].map((f) => path.join(dir, f)).find((f) => existsSync(path.join(f, 'state.json')));
+}
+
+export async function saveCheckpoint<S extends CheckpointState>(
+  dir: string,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  state: S,
+): Promise<void> {
+  const writing = path.join(dir, `writing-${process.pid}`);
+  rmSync(writing, { recursive: true, force: true });
+  await writeCheckpointFiles(writing, model, optimizer, state);
+  const latest = path.join(dir, LATEST);
+  const previous = path.join(dir, PREVIOUS);
+  rmSync(previous, { recursive: true, force: true });
+  if (existsSync(latest)) renameSync(latest, previous);
+  renameSync(writing, latest);
+  rmSync(previous, { recursive: true, force: true });
+}
+
+async function writeCheckpointFiles(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer, state: object): Promise<void> {
   await saveModel(model, path.join(dir, 'model'));
   const named = await optimizer.getWeights();
   const entries: TensorEntry[] = [];
@@ -37,11 +70,23 @@ export async function saveCheckpoint(dir: string, model: tf.LayersModel, optimiz
 }
 
 export function hasCheckpoint(dir: string): boolean {
-  return existsSync(path.join(dir, 'state.json'));
+  return completeCheckpoint(dir) !== undefined;
+}
+
+/** The saved state of the newest complete checkpoint in `dir` without loading its tensors. */
+export function checkpointState<S extends CheckpointState>(dir: string): S | undefined {
+  const folder = completeCheckpoint(dir);
+  return folder ? (JSON.parse(readFileSync(path.join(folder, 'state.json'), 'utf8')) as S) : undefined;
 }
 
 /** Restores weights into `model` and slots into `optimizer` (tfjs matches optimizer slots by position). */
-export async function loadCheckpoint<S>(dir: string, model: tf.LayersModel, optimizer: tf.Optimizer): Promise<S> {
+export async function loadCheckpoint<S extends CheckpointState>(
+  checkpointDir: string,
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+): Promise<S> {
+  const dir = completeCheckpoint(checkpointDir);
+  if (!dir) throw new Error(`${checkpointDir} holds no complete checkpoint`);
   const saved = await loadModel(path.join(dir, 'model'));
   model.setWeights(saved.getWeights());
   saved.dispose();
@@ -68,4 +113,17 @@ export function finishedParts<T>(dir: string, resume: boolean): { done(key: stri
       writeJsonAtomic(file, parts);
     },
   };
+}
+
+/** What a checkpoints folder holds, in words ("epochs 1–5 done"), or undefined when it holds nothing to resume. */
+export function describeCheckpoints(dir: string): string | undefined {
+  const said: string[] = [];
+  const state = checkpointState(dir);
+  if (state) said.push(state.epochs.length > 0 ? `epochs 1–${state.epochs.length} done` : 'no epoch done');
+  const partsFile = path.join(dir, 'parts.json');
+  if (existsSync(partsFile)) {
+    const keys = Object.keys(JSON.parse(readFileSync(partsFile, 'utf8')) as object);
+    if (keys.length > 0) said.push(`finished parts ${keys.join(', ')}`);
+  }
+  return said.length > 0 ? said.join('; ') : undefined;
 }

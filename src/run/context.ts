@@ -1,14 +1,19 @@
 // One run of one experiment: its staging folder, its writers, and how it lands in outputs/.
 // Everything is written under outputs/.partial/<name>/ and moved to outputs/<name>/ only
 // when the run succeeds, so a failed or interrupted run never leaves half its files beside
-// the last good ones. Checkpoints stay in the staging folder for --resume.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+// the last good ones. Checkpoints stay in the staging folder for --resume, with the
+// configuration they were made with; a lock file keeps a second a2 out of the folder.
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { InputError, RunError, UsageError } from '../errors.js';
 import { type DataFileRecord, resolveDataDir } from '../data/index.js';
 import { type BackendInfo, seedEverything } from '../tensor/index.js';
 import { type TopLevelSpec, renderSpec } from '../plot/index.js';
 import type { Artefact, JsonSchema, ReportSection } from '../report/declare.js';
+import { describeCheckpoints } from './checkpoint.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
+import { LOCK_FILE, acquireLock } from './lock.js';
 import { gitState, packageVersions } from './manifest.js';
 
 export const PROFILES = ['full', 'quick', 'smoke'] as const;
@@ -21,8 +26,17 @@ export interface RunOptions {
   outRoot: string;
   dataDir?: string;
   resume?: boolean;
-  /** Overrides of config keys (camelCase), from --epochs, --lr and experiment flags. */
+  /** Overrides of config keys (camelCase), from --epochs, --lr and experiment flags; only keys the experiment takes. */
   overrides: Record<string, unknown>;
+  /** Flags given on the command line that this experiment does not take (run with others that do); recorded in run.json. */
+  ignoredFlags?: string[];
+  /**
+   * Overrides of the other experiments run by the same command, by name: a prerequisite this run
+   * builds on must have been made with them (and with none of this run's own overrides).
+   */
+  prerequisiteOverrides?: Record<string, Record<string, unknown>>;
+  /** The numeric precision asked for with --precision; recorded in run.json. */
+  precision?: 'auto' | 'fp32' | 'bf16';
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -46,6 +60,8 @@ export interface Experiment<C extends object = object, M extends object = object
   name: string;
   defaults: C;
   profiles: Partial<Record<Profile, Partial<C>>>;
+  /** Config keys no flag may set, with why (q5-subsets: each subset size sets its own epochs, batch size and lr). */
+  notSetByFlags?: Partial<Record<keyof C & string, string>>;
   run(config: C, ctx: RunContext): Promise<M>;
   /** The one number a summary table shows for this experiment. */
   headline?(metrics: M): string;
@@ -63,18 +79,43 @@ export interface Experiment<C extends object = object, M extends object = object
   report: ReportSection<M>;
 }
 
-/** defaults ← profile preset ← explicit overrides, keeping only keys the config has. */
+/** Whether a flag may set config key `key` of `exp`: the config has it and the experiment does not keep it to itself. */
+export function takesKey(exp: Pick<Experiment<object>, 'defaults' | 'notSetByFlags'>, key: string): boolean {
+  return key in exp.defaults && !(key in (exp.notSetByFlags ?? {}));
+}
+
+/** defaults ← profile preset ← explicit overrides; an override of a key the experiment does not take is a UsageError. */
 export function resolveConfig<C extends object>(
-  exp: Pick<Experiment<C>, 'defaults' | 'profiles'>,
+  exp: Pick<Experiment<C>, 'name' | 'defaults' | 'profiles' | 'notSetByFlags'>,
   profile: Profile,
   overrides: Record<string, unknown>,
 ): C {
   const config = { ...exp.defaults, ...(exp.profiles[profile] ?? {}) } as C;
   for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined && key in exp.defaults) (config as Record<string, unknown>)[key] = value;
+    if (value === undefined) continue;
+    if (!takesKey(exp, key)) throw new UsageError(`${exp.name} does not take a setting "${key}"`);
+    (config as Record<string, unknown>)[key] = value;
   }
   return Object.freeze(config);
 }
+
+/** `key: <saved> value vs <wanted> value` for every key where two configurations differ. */
+export function configDifferences(saved: object, wanted: object, labels: [string, string]): string[] {
+  const a = saved as Record<string, unknown>,
+    b = wanted as Record<string, unknown>;
+  return [...new Set([...Object.keys(b), ...Object.keys(a)])]
+    .filter((key) => !isDeepStrictEqual(a[key], b[key]))
+    .map((key) => `${key}: ${labels[0]} ${JSON.stringify(a[key]) ?? 'absent'} vs ${labels[1]} ${JSON.stringify(b[key]) ?? 'absent'}`);
+}
+
+/** What the staging folder records about the run its checkpoints belong to. */
+interface StagedRun {
+  experiment: string;
+  profile: string;
+  seed: number;
+  config: object;
+}
+const STAGED_RUN = 'staged-run.json';
 
 export class RunContext {
   readonly dir: string;
@@ -86,6 +127,7 @@ export class RunContext {
   private readonly started = new Date();
   // The code that runs is the code at the start: commits made while a long run trains are not it.
   private readonly git = gitState();
+  private readonly releaseLock: () => void;
 
   constructor(
     readonly experiment: string,
@@ -96,8 +138,48 @@ export class RunContext {
     this.finalDir = path.resolve(options.outRoot, experiment);
     this.dir = path.resolve(options.outRoot, '.partial', experiment);
     this.dataDir = resolveDataDir(options.dataDir);
-    if (!options.resume) rmSync(this.dir, { recursive: true, force: true });
     mkdirSync(this.dir, { recursive: true });
+    this.releaseLock = acquireLock(this.dir, (l) => this.log(l));
+    try {
+      const staged: StagedRun = { experiment, profile: options.profile, seed: options.seed, config };
+      if (options.resume) this.checkResumable(staged);
+      else this.clearStaging();
+      writeJsonAtomic(this.path(STAGED_RUN), staged);
+    } catch (err) {
+      this.releaseLock();
+      throw err;
+    }
+  }
+
+  /** --resume continues only the configuration the checkpoints were made with; any difference is refused, listed. */
+  private checkResumable(requested: StagedRun): void {
+    const checkpoints = this.path('checkpoints');
+    if (describeCheckpoints(checkpoints) === undefined) {
+      this.log(`--resume: no checkpoint in ${checkpoints}; starting from the beginning`);
+      return;
+    }
+    const file = this.path(STAGED_RUN);
+    if (!existsSync(file))
+      throw new UsageError(
+        `--resume: the checkpoint in ${checkpoints} does not record the configuration it was made with; run without --resume to start over`,
+      );
+    const saved = readJson<StagedRun>(file);
+    const differences = configDifferences(
+      { seed: saved.seed, profile: saved.profile, ...saved.config },
+      { seed: requested.seed, profile: requested.profile, ...requested.config },
+      ['checkpoint', 'requested'],
+    );
+    if (differences.length > 0)
+      throw new UsageError(
+        `--resume: the checkpoint in ${checkpoints} was made with another configuration (${differences.join('; ')}); resume with the checkpoint's flags, or run without --resume to start over`,
+      );
+  }
+
+  /** A run without --resume starts from an empty staging folder, saying what an interrupted run had left there. */
+  private clearStaging(): void {
+    const left = describeCheckpoints(this.path('checkpoints'));
+    if (left) this.log(`discarding the checkpoint of an interrupted run (${left}); --resume would have continued it`);
+    for (const entry of readdirSync(this.dir)) if (entry !== LOCK_FILE) rmSync(this.path(entry), { recursive: true, force: true });
   }
 
   get seed(): number {
@@ -117,7 +199,10 @@ export class RunContext {
    */
   async yieldOrStop(): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
-    if (this.signal?.aborted) throw new Error('interrupted');
+    if (this.signal?.aborted)
+      throw new RunError(
+        `interrupted${describeCheckpoints(this.path('checkpoints')) ? '; --resume continues from the last checkpoint' : ''}`,
+      );
   }
 
   path(rel: string): string {
@@ -149,21 +234,32 @@ export class RunContext {
 
   /**
    * The landed outputs of another experiment this one builds on (q3 reads q2-conv-ae's models,
-   * q5-subsets q5-cifar's full-set numbers): run it first, with this run's options, unless
-   * `usable` accepts its run.json. The run used is recorded in this run's manifest.
+   * q5-subsets q5-cifar's full-set numbers). They are used only if made with this run's profile
+   * and seed and exactly the configuration that profile gives the prerequisite (with the flags
+   * the same command gave it, never this run's own), and `usable` accepts them; otherwise the
+   * prerequisite is run first. The run used is recorded in this run's manifest.
    */
   async outputsBuiltOn<C extends object, M extends object>(
     exp: Experiment<C, M>,
-    usable: (run: LandedRun) => boolean,
+    usable: (run: LandedRun) => boolean = () => true,
   ): Promise<{ dir: string; run: LandedRun }> {
     const dir = this.outputsOf(exp.name);
     const manifest = path.join(dir, 'run.json');
+    const overrides = this.options.prerequisiteOverrides?.[exp.name] ?? {};
+    const wanted = resolveConfig(exp, this.options.profile, overrides);
     const existing = existsSync(manifest) ? readJson<LandedRun>(manifest) : undefined;
-    if (!existing || !usable(existing)) {
+    const differences = existing
+      ? configDifferences(
+          { profile: existing.profile, seed: existing.seed, ...existing.config },
+          { profile: this.options.profile, seed: this.seed, ...wanted },
+          [`outputs/${exp.name}`, 'needed'],
+        )
+      : [];
+    if (!existing || differences.length > 0 || !usable(existing)) {
       this.log(
-        `outputs/${exp.name} ${existing ? 'was run with other settings' : 'is missing'}; running ${exp.name} first (profile ${this.options.profile})`,
+        `outputs/${exp.name} ${existing ? `was run with other settings (${differences.join('; ') || 'its files are incomplete'})` : 'is missing'}; running ${exp.name} first (profile ${this.options.profile})`,
       );
-      await runExperiment(exp, { ...this.options, resume: false }, this.backend);
+      await runExperiment(exp, { ...this.options, overrides, ignoredFlags: [], resume: false }, this.backend);
     }
     const run = readJson<LandedRun>(manifest);
     this.manifestExtras.builtOn = {
@@ -182,6 +278,7 @@ export class RunContext {
       profile: this.options.profile,
       seed: this.options.seed,
       config: this.config,
+      ...(this.options.ignoredFlags?.length ? { ignoredFlags: this.options.ignoredFlags } : {}),
       // What the convolutions multiplied in (bf16 or fp32), and what --precision asked for.
       precision: this.backend.precision,
       requestedPrecision: this.backend.requestedPrecision,
@@ -202,15 +299,19 @@ export class RunContext {
       ...this.manifestExtras,
     });
     rmSync(path.join(this.dir, 'checkpoints'), { recursive: true, force: true });
+    rmSync(this.path(STAGED_RUN), { force: true });
     const old = `${this.finalDir}.old-${process.pid}`;
     if (existsSync(this.finalDir)) renameSync(this.finalDir, old);
+    // The lock moves with the folder: until the rename no other a2 can have entered it.
     renameSync(this.dir, this.finalDir);
+    rmSync(path.join(this.finalDir, LOCK_FILE), { force: true });
     rmSync(old, { recursive: true, force: true });
   }
 
-  /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use. */
+  /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use; release the lock. */
   abandon(): void {
-    if (!existsSync(path.join(this.dir, 'checkpoints'))) rmSync(this.dir, { recursive: true, force: true });
+    if (describeCheckpoints(this.path('checkpoints')) === undefined) rmSync(this.dir, { recursive: true, force: true });
+    else this.releaseLock();
   }
 }
 
@@ -234,6 +335,22 @@ export async function runExperiment<C extends object, M extends object>(
   }
 }
 
+/** A JSON file a2 wrote; a missing, unreadable or corrupt one is an InputError naming it. */
 export function readJson<T>(file: string): T {
-  return JSON.parse(readFileSync(file, 'utf8')) as T;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new InputError(
+      file,
+      'a JSON file',
+      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'a directory' : `an unreadable file (${code})`,
+    );
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (err) {
+    throw new InputError(file, 'JSON', `text that does not parse (${(err as Error).message})`);
+  }
 }

@@ -1,8 +1,11 @@
-export { PROFILES, RunContext, readJson, resolveConfig, runExperiment } from './context.js';
+export { PROFILES, RunContext, configDifferences, readJson, resolveConfig, runExperiment, takesKey } from './context.js';
 export type { Experiment, LandedRun, Profile, RunOptions } from './context.js';
+export { LossWatch } from './divergence.js';
 export { writeAtomic, writeJsonAtomic } from './files.js';
+export { LOCK_FILE, acquireLock } from './lock.js';
 export { PROJECT_ROOT, gitCommit, gitState, packageVersions } from './manifest.js';
 export { epochProgress } from './progress.js';
 export type { EpochProgress } from './progress.js';
 export { loadModel, modelSummary, saveModel } from './models.js';
-export { finishedParts, hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export { checkpointState, describeCheckpoints, finishedParts, hasCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+export type { CheckpointState } from './checkpoint.js';

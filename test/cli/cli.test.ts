@@ -40,14 +40,7 @@ for (const [what, args] of usageCases) {
 }
 
 test('an unknown experiment lists the valid choices', async () => {
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (m: string) => errors.push(m);
-  try {
-    await a2('run', 'q9-nope');
-  } finally {
-    console.error = original;
-  }
+  const { errors } = await a2('run', 'q9-nope');
   assert.match(errors.join('\n'), /unknown experiment "q9-nope"; choose from: q1-adam, .*q6-rf, all/);
 });
 
@@ -85,6 +78,7 @@ test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing
   assert.equal(code, 1, stderr);
   assert.match(stderr, /stopping after the current batch/);
   assert.match(stderr, /FAILED: .*interrupted/);
+  assert.doesNotMatch(stderr, /\n\s+at /, 'one line, no stack trace');
   assert.equal(existsSync(path.join(out, 'q2-fc-ae')), false);
   assert.equal(existsSync(path.join(out, '.partial', 'q2-fc-ae')), false);
 });

@@ -169,7 +169,7 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
     stdio: 'ignore',
     env: { ...process.env, CI: '1' },
   });
-  const checkpoint = path.join(out, '.partial/q5-cifar/checkpoints/state.json');
+  const checkpoint = path.join(out, '.partial/q5-cifar/checkpoints/latest/state.json');
   const epochsIn = () =>
     existsSync(checkpoint) ? (JSON.parse(readFileSync(checkpoint, 'utf8')) as { epochs: unknown[] }).epochs.length : 0;
   while (epochsIn() < 2) {
@@ -179,6 +179,12 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   child.kill('SIGKILL');
   await new Promise((r) => child.once('exit', r));
   assert.equal(existsSync(path.join(out, 'q5-cifar/metrics.json')), false, 'a killed run lands nothing');
+
+  const changed = await a2(...args, '--lr', '0.05', '--batch-size', '32', '--out', out, '--resume');
+  assert.equal(changed.code, 2, 'a resume with other flags is refused');
+  assert.match(changed.errors.join('\n'), /--resume: .*lr: checkpoint 0\.2 vs requested 0\.05/);
+  assert.match(changed.errors.join('\n'), /batchSize: checkpoint 64 vs requested 32/);
+  assert.ok(existsSync(checkpoint), 'the refused resume keeps the checkpoint');
 
   const { code, lines } = await a2(...args, '--out', out, '--resume');
   assert.equal(code, 0, lines.join('\n'));

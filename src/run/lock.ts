@@ -1,0 +1,71 @@
+// One a2 process per staging folder: two runs of the same experiment into the same outputs
+// folder would share its files and checkpoints, and the later would silently replace the
+// earlier. The lock file names its holder so the refusal can say who it is.
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { RunError } from '../errors.js';
+import { writeJsonAtomic } from './files.js';
+
+export const LOCK_FILE = 'lock.json';
+
+interface LockHolder {
+  pid: number;
+  host: string;
+  startedAt: string;
+  command: string;
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+function readHolder(file: string): LockHolder | undefined {
+  try {
+    const holder = JSON.parse(readFileSync(file, 'utf8')) as Partial<LockHolder>;
+    return typeof holder.pid === 'number' && typeof holder.host === 'string' ? (holder as LockHolder) : undefined;
+  } catch {
+    return undefined; // unreadable or half-written: treated as stale below
+  }
+}
+
+/**
+ * Takes `dir`/lock.json for this process, or throws a RunError naming the process that holds it.
+ * A lock whose holder is gone (same host, pid no longer running) is taken over, with a note.
+ * Returns the release function.
+ */
+export function acquireLock(dir: string, log: (line: string) => void): () => void {
+  const file = path.join(dir, LOCK_FILE);
+  const me: LockHolder = {
+    pid: process.pid,
+    host: os.hostname(),
+    startedAt: new Date().toISOString(),
+    command: process.argv.slice(2).join(' '),
+  };
+  try {
+    writeFileSync(file, `${JSON.stringify(me, null, 2)}\n`, { flag: 'wx' });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    const holder = readHolder(file);
+    if (holder && (holder.host !== me.host || isRunning(holder.pid))) {
+      throw new RunError(
+        `${dir} is in use by another a2 run (pid ${holder.pid} on ${holder.host}, started ${holder.startedAt}${holder.command ? `: a2 ${holder.command}` : ''}); wait for it to finish or use another --out${holder.host !== me.host ? `, or delete ${file} if that run is gone` : ''}`,
+      );
+    }
+    log(
+      holder
+        ? `note: taking over the lock of pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
+        : `note: taking over an unreadable lock file ${file}`,
+    );
+    writeJsonAtomic(file, me);
+  }
+  return () => {
+    if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
+  };
+}
