@@ -169,6 +169,8 @@ export function imageOf(pixels: Float32Array | Uint8Array, index = 0) {
   return { pixels: pixels.subarray(index * 784, (index + 1) * 784), width: 28, height: 28, channels: 1 as const };
 }
 
+const L1_AXIS = 'L1: mean |output − input| per pixel';
+
 /** Trains every λ, saves models and summaries, and writes loss.png, figure.png, reconstructions.png. */
 export async function runAutoencoderExperiment(
   config: AutoencoderConfig,
@@ -197,7 +199,15 @@ export async function runAutoencoderExperiment(
   );
   await ctx.writeFigure(
     'loss',
-    lineChart({ title: `${title}: L1 loss per epoch`, x: 'epoch', y: 'l1', series: 'curve', rows: lossRows, points: true }),
+    lineChart({
+      title: `${title}: L1 loss per epoch`,
+      x: 'epoch',
+      y: 'l1',
+      yTitle: L1_AXIS,
+      series: 'curve',
+      rows: lossRows,
+      points: true,
+    }),
   );
 
   const samples = onePerClass(data.test);
@@ -216,6 +226,7 @@ export async function runAutoencoderExperiment(
         title: `λ = ${lambda}: L1 per epoch`,
         x: 'epoch',
         y: 'l1',
+        yTitle: L1_AXIS,
         series: 'curve',
         points: true,
         width: 300,

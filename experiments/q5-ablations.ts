@@ -91,7 +91,11 @@ async function run(config: Config, ctx: RunContext) {
   ];
   await ctx.writeFigure(
     'ablations',
-    barChart({ title: `Q5 ablations: test accuracy after ${config.epochs} epochs`, rows, axis: 'test accuracy' }),
+    barChart({
+      title: `Q5 ablations: test accuracy after ${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`,
+      rows,
+      axis: 'test accuracy (% of images)',
+    }),
   );
   const table = markdownTable(
     ['variant', 'test acc', 'without test-time flip', 'train acc', 'vs recipe (points)', 'seconds'],

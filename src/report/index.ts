@@ -36,9 +36,18 @@ const SECTIONS: Section[] = [
     answer: (m) => {
       const gd = m.gd as Json,
         h = m.adamMaxH as Json;
+      // Enough decimals that the two ends of the bisection bracket print differently.
+      const gap = typeof h.failsAt === 'number' && typeof h.escapesAt === 'number' ? h.failsAt - h.escapesAt : 0;
+      const digits = gap > 0 ? Math.min(15, Math.max(6, Math.ceil(-Math.log10(gap)) + 1)) : 6;
+      const cycle =
+        Array.isArray(gd.cycle) && gd.cycle.length ? ` between x = ${(gd.cycle as number[]).map((x) => x.toFixed(4)).join(' and ')}` : '';
+      // Runs written before α and ε were recorded used gd's lr for α and ε = 0.
+      const alpha = h.alpha ?? gd.lr,
+        epsilon = h.epsilon ?? 0;
       return (
-        `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${Array.isArray(gd.cycle) && gd.cycle.length ? ` between x = ${(gd.cycle as number[]).map((x) => x.toFixed(4)).join(' and ')}` : ''}.\n` +
-        `- **Q1.2** the largest bump Adam escapes (α = 0.3, ε = 0): **h = ${num(h.rounded, 2)}** (bisection: ${num(h.exact, 6)}; escapes at ${num(h.escapesAt, 6)}, fails at ${num(h.failsAt, 6)}).`
+        `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${cycle}.\n` +
+        `- **Q1.2** the largest bump Adam escapes (α = ${alpha}, ε = ${epsilon}): **h = ${num(h.rounded, 2)}** ` +
+        `(bisection: ${num(h.exact, digits)}; escapes at ${num(h.escapesAt, digits)}, fails at ${num(h.failsAt, digits)}).`
       );
     },
   },
@@ -87,9 +96,22 @@ const SECTIONS: Section[] = [
   {
     question: 'Q5.1 — CIFAR-10 from scratch',
     experiment: 'q5-cifar',
-    figures: ['curves', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
-    answer: (m) =>
-      `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, ${(m.epochs as unknown[]).length} epochs on ${m.trainImages ?? 'all'} training images, wall time ${num(m.wallSeconds, 0)} s.`,
+    figures: ['curves', 'test-acc-vs-seconds', 'train-loss', 'train-acc', 'test-loss', 'test-acc'],
+    answer: (m) => {
+      const reached = ((m.timeToAccuracy ?? []) as { target: number; epoch: number | null; seconds: number | null; flops: number | null }[])
+        .map((t) =>
+          t.epoch === null
+            ? `${pct(t.target)} not reached`
+            : `${pct(t.target)} at epoch ${t.epoch} (${num(t.seconds, 0)} s, ${(t.flops ?? 0).toExponential(2)} FLOPs)`,
+        )
+        .join('; ');
+      return (
+        `- final test accuracy **${pct(m.finalTestAcc)}**, best ${pct(m.bestTestAcc)}, ` +
+        `${(m.epochs as unknown[]).length} epochs on ${m.trainImages ?? 'all'} training images, wall time ${num(m.wallSeconds, 0)} s` +
+        (typeof m.trainingFlops === 'number' ? `, ${m.trainingFlops.toExponential(2)} training FLOPs.` : '.') +
+        (reached ? `\n- time to accuracy: ${reached}.` : '')
+      );
+    },
   },
   {
     question: 'Q5.2 — Accuracy against the number of training images',

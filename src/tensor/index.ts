@@ -3,3 +3,4 @@ export { BACKEND_CHOICES, initBackend, activeBackend } from './backend.js';
 export type { BackendChoice, BackendInfo, BackendName } from './backend.js';
 export { makeRng, permutation, seedEverything } from './random.js';
 export { BatchNorm, batchNormTraining } from './batch-norm.js';
+export { forwardFlops } from './flops.js';
