@@ -216,7 +216,7 @@ function gridEdges(r: SizeResult): string {
 }
 
 /** What the numbers show, said only where they show it. */
-function observations(
+export function observations(
   subsets: { images: number; trainAcc: number; testAcc: number }[],
   tuned: SizeResult[],
   validationImages: number,
