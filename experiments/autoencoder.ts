@@ -235,7 +235,7 @@ export async function runAutoencoderExperiment(
       }),
     );
     sixPanels.push([
-      { title: `λ = ${lambda}: training loss`, image: curve },
+      { title: `λ = ${lambda}: L1 loss, train and test`, image: curve },
       { title: 'sample input', image: imageOf(inputPixels, 0) },
       { title: `reconstruction, λ = ${lambda}`, image: imageOf(outputs[lambda], 0) },
     ]);

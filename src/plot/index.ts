@@ -168,7 +168,7 @@ export function lineChart(opts: {
         type: 'quantitative',
         scale: opts.logX ? { type: 'log' } : { zero: false },
         ...(opts.xTitle ? { title: opts.xTitle } : {}),
-        ...(wholeX && !opts.logX ? { axis: { tickMinStep: 1 } } : {}),
+        ...(wholeX && !opts.logX ? { axis: { tickMinStep: 1, format: 'd' } } : {}),
       },
       y: {
         field: opts.y,
