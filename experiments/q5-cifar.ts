@@ -128,6 +128,7 @@ export interface Q5Facts {
   milestones: Milestone[];
 }
 
+const epochCount = (n: number) => `${n} epoch${n === 1 ? '' : 's'}`;
 const points = (delta: number) => `${delta >= 0 ? '+' : ''}${(100 * delta).toFixed(2)} points`;
 
 function milestoneLine(m: Milestone, facts: Q5Facts, best: number): string {
@@ -165,8 +166,8 @@ function whyNinetyIsHard(epochs: EpochRecord[]): string[] {
     );
   if (half !== final)
     lines.push(
-      `- The first ${half.epoch} epochs reached ${pct(half.testAcc, 2)} test accuracy; ` +
-        `the remaining ${final.epoch - half.epoch} changed it by ${points(final.testAcc - half.testAcc)}.`,
+      `- The first ${epochCount(half.epoch)} reached ${pct(half.testAcc, 2)} test accuracy; ` +
+        `the remaining ${epochCount(final.epoch - half.epoch)} changed it by ${points(final.testAcc - half.testAcc)}.`,
     );
   return lines;
 }
@@ -202,7 +203,7 @@ export function observations(facts: Q5Facts): string {
     '## Time to accuracy',
     '',
     `Training FLOPs: ${facts.trainingFlops.toExponential(2)} ` +
-      `(3 × ${(facts.forwardFlopsPerImage / 1e9).toFixed(3)} GFLOP forward per image, convolutions and the linear head, ` +
+      `(3 × ${(facts.forwardFlopsPerImage / 1e9).toPrecision(3)} GFLOP forward per image, convolutions and the linear head, ` +
       `× ${facts.trainImages} images × ${epochs.length} epochs).`,
     '',
     ...facts.milestones.map((m) => milestoneLine(m, facts, best)),
