@@ -8,7 +8,7 @@ import { type TopLevelSpec, lineChart } from '../src/plot/index.js';
 import { type Artefact, figures, num, numbers, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 
-interface Config {
+export interface Config {
   start: number; // O = (0, 1)
   lr: number; // η for gradient descent and α for Adam (the question uses 0.3 for both)
   gdH: number; // bump height of Q1.1
@@ -151,26 +151,44 @@ function adamMaxH(config: Config, farSlope: number): { exact: number; escapesAt:
 // ---- plots ----------------------------------------------------------------------------------
 
 const SERIES = ['g', 'm', 'v', 'mHat', 'vHat', 'x'] as const;
+const SERIES_LABEL: Record<(typeof SERIES)[number], string> = { g: 'g', m: 'm', v: 'v', mHat: 'm̂', vHat: 'v̂', x: 'x' };
 
-/** The six Adam series of Q1.3/Q1.4 as one chart: a row per series, each with its own y scale. */
+/**
+ * One panel's values and axis title. A series that stays within a hair of one number (v̂ within
+ * 1e-7 of 1 on the bump) is drawn as its offset from that number: plotted as is, every tick
+ * would print the same.
+ */
+export function momentPanel(label: string, values: number[]): { title: string; values: number[] } {
+  const lo = Math.min(...values),
+    hi = Math.max(...values);
+  const magnitude = Math.max(Math.abs(lo), Math.abs(hi));
+  if (!(hi > lo) || hi - lo >= 1e-4 * magnitude) return { title: label, values };
+  const reference = Number(((lo + hi) / 2).toPrecision(3));
+  return { title: `${label} − ${reference}`, values: values.map((v) => v - reference) };
+}
+
+/** The six Adam series of Q1.3/Q1.4 as one chart: a row per series, each with its own y scale and ticks. */
 function momentChart(title: string, trace: AdamRecord[]): TopLevelSpec {
-  const rows = trace.flatMap((r) => SERIES.map((s) => ({ t: r.t, series: s, value: r[s] })));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,
-    data: { values: rows },
-    facet: { row: { field: 'series', type: 'nominal', sort: [...SERIES], title: null } },
-    spec: {
-      width: 460,
-      height: 70,
-      mark: { type: 'line', point: { size: 12 } },
-      encoding: {
-        x: { field: 't', type: 'quantitative', title: 't (step)' },
-        y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null, axis: { format: '.3~g' } },
-        color: { field: 'series', type: 'nominal', sort: [...SERIES], legend: { title: 'series' } },
-      },
-    },
-    resolve: { scale: { y: 'independent' } },
+    spacing: 6,
+    vconcat: SERIES.map((s, i) => {
+      const panel = momentPanel(
+        SERIES_LABEL[s],
+        trace.map((r) => r[s]),
+      );
+      return {
+        width: 460,
+        height: 80,
+        data: { values: trace.map((r, k) => ({ t: r.t, value: panel.values[k] })) },
+        mark: { type: 'line', point: { size: 12 } },
+        encoding: {
+          x: { field: 't', type: 'quantitative', title: i === SERIES.length - 1 ? 't (step)' : null },
+          y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: panel.title, axis: { format: '.3~g', tickCount: 4 } },
+        },
+      };
+    }),
   } as TopLevelSpec;
 }
 
@@ -217,6 +235,7 @@ async function run(config: Config, ctx: RunContext) {
       title: `Q1.1 gradient descent, η = ${config.lr}, h = ${config.gdH}: ${gd.outcome}`,
       x: 't',
       y: 'value',
+      xTitle: 't (step)',
       series: 'series',
       points: true,
       rows: gd.x.flatMap((x, t) => [
@@ -253,6 +272,7 @@ async function run(config: Config, ctx: RunContext) {
       title: `Q1.2 Adam (α = ${config.lr}, ε = 0) just below and above h* = ${maxH.exact.toFixed(4)}`,
       x: 't',
       y: 'x',
+      xTitle: 't (Adam step)',
       series: 'bump',
       points: true,
       rows: nearThreshold.flatMap(({ h, trace }) => [
@@ -290,7 +310,7 @@ async function run(config: Config, ctx: RunContext) {
     );
   }
 
-  ctx.writeText('observations.md', observations(config, gd, maxH, rounded, bySlope, q13, q14));
+  ctx.writeText('observations.md', observations({ config, gd, maxH, rounded, bySlope, q13, q14 }));
   return {
     gd: { h: config.gdH, lr: config.lr, x: gd.x, outcome: gd.outcome, cycle: gd.cycle },
     adamMaxH: {
@@ -298,6 +318,8 @@ async function run(config: Config, ctx: RunContext) {
       exact: maxH.exact,
       escapesAt: maxH.escapesAt,
       failsAt: maxH.failsAt,
+      alpha: config.lr,
+      epsilon: config.q12Epsilon,
       farSlope: config.farSlope,
       byFarSlope: bySlope,
       horizon: config.horizon,
@@ -307,65 +329,212 @@ async function run(config: Config, ctx: RunContext) {
   };
 }
 
-function observations(
-  config: Config,
-  gd: GdResult,
-  maxH: { exact: number },
-  rounded: number,
-  bySlope: { farSlope: number; exact: number }[],
-  q13: AdamRecord[],
-  q14: Record<'relu' | 'sigmoid' | 'abs', AdamRecord[]>,
-): string {
-  const lines: string[] = ['# Question 1: observations', '', '*Written by `a2 run q1-adam` from the numbers it measured.*', ''];
-  lines.push('## Q1.1 gradient descent', '');
+/** The numbers Q1's observations are written from. */
+export interface Q1Facts {
+  config: Pick<Config, 'start' | 'lr' | 'gdH' | 'beta1' | 'beta2' | 'q12Epsilon' | 'q13H' | 'q14Start' | 'bisectTol'>;
+  gd: GdResult;
+  maxH: { exact: number };
+  rounded: number;
+  bySlope: { farSlope: number; exact: number }[];
+  q13: AdamRecord[];
+  q14: Record<'relu' | 'sigmoid' | 'abs', AdamRecord[]>;
+}
+
+const maxDeviation = (values: number[], from: number) => Math.max(0, ...values.map((v) => Math.abs(v - from)));
+/** "exactly" when no deviation at all, else the bound that was measured. */
+const within = (deviation: number) => (deviation === 0 ? 'exactly' : `to within ${deviation.toExponential(0)}`);
+
+/** Turning points of x (local extremes of the distance from `centre`), in order. */
+function turningPoints(trace: AdamRecord[], centre: number): number[] {
+  return trace
+    .filter((r, i) => {
+      if (i === 0 || i === trace.length - 1) return false;
+      const [before, here, after] = [trace[i - 1].x, r.x, trace[i + 1].x].map((x) => Math.abs(x - centre));
+      return here >= before && here >= after && here > 0;
+    })
+    .map((r) => r.x);
+}
+
+const shrinking = (xs: number[], centre: number) =>
+  xs.length >= 2 && xs.every((x, i) => i === 0 || Math.abs(x - centre) < Math.abs(xs[i - 1] - centre));
+
+function gdLines({ config, gd }: Q1Facts): string[] {
+  const from = `From O (x = ${config.start}) with η = ${config.lr} on h = ${config.gdH}, gradient descent`;
+  if (gd.outcome === 'escaped') return [`${from} escapes past the peak after ${gd.x.length - 1} steps.`];
+  if (gd.outcome === 'converged') return [`${from} converges at x = ${fmt(gd.x[gd.x.length - 1])}.`];
+  // In a cycle every point lies left of the peak, where |slope| = 1, so every step is exactly η long.
+  return [
+    `${from} falls into a cycle between x = ${gd.cycle.map((x) => fmt(x)).join(' and x = ')}. ` +
+      `Left of the peak |slope| = 1, so every step has length η = ${config.lr}; a step that lands on the bump's ` +
+      `rising side (slope +1) is sent straight back. The furthest it gets is x = ${fmt(Math.max(...gd.x))}, ` +
+      `short of the peak at x = ${fmt(1 + config.gdH)}, and it never comes to rest at the minimum x = 1.`,
+  ];
+}
+
+function adamLines({ config, maxH, rounded, bySlope, q13 }: Q1Facts): string[] {
+  const downhill = q13.slice(
+    0,
+    q13.findIndex((r) => r.g > 0),
+  );
+  const ratios = downhill.map((r) => r.mHat / Math.sqrt(r.vHat));
+  const lines = [
+    `Adam (α = ${config.lr}, β1 = ${config.beta1}, β2 = ${config.beta2}, ε = ${config.q12Epsilon}) escapes the local minimum ` +
+      `for every bump up to **h = ${rounded.toFixed(2)}** (bisection on the simulated outcome: h* = ${maxH.exact.toFixed(6)}).`,
+  ];
+  if (ratios.length > 0)
+    lines.push(
+      `On the constant slope down to the minimum (the first ${ratios.length} steps with h = ${config.q13H}), ` +
+        `m̂/(√v̂ + ε) is −1 ${within(maxDeviation(ratios, -1))}, so every step there is α = ${config.lr} long. ` +
+        'On the bump the gradient flips to +1, but m still carries the downhill history: m̂ shrinks step by step and changes sign ' +
+        'only after several steps, so Adam keeps moving right a bounded distance; a peak within that distance is crossed.',
+    );
+  const spread = Math.max(...bySlope.map((b) => b.exact)) - Math.min(...bySlope.map((b) => b.exact));
+  const thresholds = `with far slopes ${bySlope.map((b) => b.farSlope).join(', ')} the thresholds are ${bySlope.map((b) => b.exact.toFixed(6)).join(', ')}`;
   lines.push(
-    `From O (x = ${config.start}) with η = ${config.lr} on h = ${config.gdH}, gradient descent ${
-      gd.outcome === 'cycle'
-        ? `falls into a cycle between x = ${gd.cycle.map((x) => fmt(x)).join(' and x = ')}: each step moves exactly η·|slope| = ${config.lr}, and a step that lands on the bump's rising side (slope +1) is pushed straight back. It never gets past the peak at x = ${1 + config.gdH} and does not settle at the minimum x = 1 either, because a fixed step of ${config.lr} cannot land on it.`
-        : gd.outcome === 'escaped'
-          ? `escapes past the peak after ${gd.x.length - 1} steps.`
-          : `converges at x = ${fmt(gd.x[gd.x.length - 1])}.`
-    }`,
+    spread <= 2 * config.bisectTol
+      ? `The answer does not depend on the slope past the bump: ${thresholds}, equal to within the bisection tolerance ` +
+          `${config.bisectTol}, because the outcome is decided before the iterate reaches that part of the curve.`
+      : `The answer depends on the slope past the bump: ${thresholds} (spread ${spread.toExponential(2)}, ` +
+          `more than the bisection tolerance ${config.bisectTol}).`,
     '',
   );
-  lines.push('## Q1.2 Adam', '');
-  const firstBack = q13.findIndex((r) => r.g > 0);
-  lines.push(
-    `Adam (α = ${config.lr}, β1 = ${config.beta1}, β2 = ${config.beta2}, ε = 0) escapes the local minimum for every bump up to **h = ${rounded.toFixed(2)}** (bisection on the simulated outcome: h* = ${maxH.exact.toFixed(6)}).`,
+  return lines;
+}
+
+function q13Lines({ config, maxH, q13 }: Q1Facts): string[] {
+  const firstUp = q13.findIndex((r) => r.g > 0);
+  const downhill = firstUp < 0 ? q13 : q13.slice(0, firstUp);
+  const furthest = Math.max(...q13.map((r) => r.x));
+  const peak = 1 + config.q13H;
+  const unitGradients = q13.every((r) => Math.abs(r.g) === 1);
+  const sentences = [
+    `With h = ${config.q13H}: g is −1 for the first ${downhill.length} steps, while m̂ = −1 ${within(
+      maxDeviation(
+        downhill.map((r) => r.mHat),
+        -1,
+      ),
+    )} ` +
+      `and v̂ = 1 ${within(
+        maxDeviation(
+          downhill.map((r) => r.vHat),
+          1,
+        ),
+      )} (bias correction removes the warm-up of m and v).`,
+  ];
+  if (firstUp >= 0)
+    sentences.push(
+      `On the bump g jumps to +1 and m moves towards it by (1 − β1) = ${fmt(1 - config.beta1, 2)} of the gap per step` +
+        (unitGradients
+          ? `; v̂ stays at 1 (largest |v̂ − 1| ${maxDeviation(
+              q13.map((r) => r.vHat),
+              1,
+            ).toExponential(0)}) because g² = 1 at every step.`
+          : '.'),
+    );
+  const comparison =
+    config.q13H > maxH.exact ? `h = ${config.q13H} > h* = ${fmt(maxH.exact, 6)}` : `h = ${config.q13H} ≤ h* = ${fmt(maxH.exact, 6)}`;
+  if (furthest < peak) {
+    const turns = turningPoints(q13, 1).filter((x) => x < furthest);
+    const swings = shrinking(turns, 1)
+      ? `then swings around the minimum x = 1 with shrinking amplitude (turning points ${turns.map((x) => fmt(x, 3)).join(', ')})`
+      : `then moves around the minimum x = 1 (turning points ${turns.map((x) => fmt(x, 3)).join(', ') || 'none'})`;
+    sentences.push(
+      `The furthest x reaches is ${fmt(furthest)}, short of the peak at ${fmt(peak)}: Adam is turned back (${comparison}), ` +
+        `${swings}, ending at x = ${fmt(q13[q13.length - 1].x)} after ${q13.length} steps.`,
+    );
+  } else {
+    sentences.push(
+      `x passes the peak at ${fmt(peak)} (${comparison}) and ends at x = ${fmt(q13[q13.length - 1].x)} after ${q13.length} steps.`,
+    );
+  }
+  if (furthest < peak !== config.q13H > maxH.exact)
+    sentences.push(`Within these ${q13.length} steps the outcome differs from the bisection's, which ran longer.`);
+  return [sentences.join(' '), ''];
+}
+
+function reluLine(config: Q1Facts['config'], relu: AdamRecord[]): string {
+  const zeroAt = relu.findIndex((r) => r.g === 0);
+  const last = relu[relu.length - 1];
+  if (zeroAt < 0)
+    return `- **ReLU**: the gradient is 1 while x > 0; x stays positive for all ${relu.length} steps, ending at ${fmt(last.x)}.`;
+  const after = relu.slice(zeroAt);
+  const steps = after.slice(1).map((r, i) => Math.abs(r.x - after[i].x));
+  const decreasing = steps.length > 1 && steps.every((d, i) => i === 0 || d <= steps[i - 1]) && steps.every((d) => d > 0);
+  return (
+    `- **ReLU**: the gradient is 1 while x > 0, so x falls by about α = ${config.lr} per step; it crosses 0 after ${zeroAt} steps. ` +
+    `From then g = 0: m decays by β1 and v by β2 per step` +
+    (decreasing
+      ? `, so x keeps drifting left with ever smaller steps (x = ${fmt(last.x)} at t = ${relu.length}, m̂ = ${last.mHat.toExponential(2)}): ` +
+        'the loss is flat there, and the momentum carries Adam past the kink.'
+      : ` (x = ${fmt(last.x)} at t = ${relu.length}, m̂ = ${last.mHat.toExponential(2)}).`)
   );
-  lines.push(
-    `On the constant slope down to the minimum, m̂/√v̂ is exactly −1, so every step is α = ${config.lr}. On the bump the gradient flips to +1, but m still carries the downhill history: m̂ shrinks step by step and only changes sign after several steps, so Adam keeps moving right a bounded distance with shrinking steps. If the peak is within that distance it is crossed; after that every gradient is negative again.`,
-  );
-  lines.push(
-    `The answer does not depend on the slope past the bump: with far slopes ${bySlope.map((b) => b.farSlope).join(', ')} the thresholds are ${bySlope.map((b) => b.exact.toFixed(6)).join(', ')}, because the outcome is decided before the iterate reaches that part of the curve.`,
-    '',
-  );
-  lines.push('## Q1.3 the moments on the bump', '');
-  lines.push(
-    `With h = ${config.q13H}: g is −1 for the first ${firstBack < 0 ? q13.length : firstBack} steps, while m̂ = −1 and v̂ = 1 exactly (bias correction removes the warm-up of m and v). On the bump g jumps to +1; m and m̂ move towards +1 at the rate (1 − β1) = ${fmt(1 - config.beta1, 2)} per step, while v̂ stays 1 because g² = 1 throughout. The furthest x reaches is ${fmt(Math.max(...q13.map((r) => r.x)))} (the peak is at ${1 + config.q13H}), so with h = ${config.q13H} > h* Adam is turned back and then oscillates around the minimum x = 1 with shrinking swings, ending at x = ${fmt(q13[q13.length - 1].x)} after ${q13.length} steps.`,
-    '',
-  );
-  lines.push('## Q1.4 ReLU, sigmoid and |x| from x = 2', '');
-  const relu = q14.relu,
-    abs = q14.abs,
-    sig = q14.sigmoid;
-  const reluZero = relu.findIndex((r) => r.g === 0);
-  lines.push(
-    `- **ReLU**: the gradient is 1 while x > 0, so x falls by α = ${config.lr} per step; it crosses 0 after ${reluZero} steps. From then g = 0: m decays by β1 and v by β2 per step, so m̂/√v̂ shrinks and x keeps drifting left with ever smaller steps (x = ${fmt(relu[relu.length - 1].x)} at t = ${relu.length}, m̂ = ${relu[relu.length - 1].mHat.toExponential(2)}). Adam has no reason to stop at the kink: the loss is flat there, and the momentum carries it on.`,
-  );
+}
+
+function sigmoidLine(config: Q1Facts['config'], sig: AdamRecord[]): string {
   const ratio = sig.map((r) => r.mHat / Math.sqrt(r.vHat));
   const nearOne = ratio.findIndex((q) => Math.abs(q - 1) > 0.05);
-  lines.push(
-    `- **Sigmoid**: the gradient σ(x)(1 − σ(x)) is small (${fmt(sig[0].g)} at x = 2) but Adam divides it by √v̂, so m̂/√v̂ stays within 5% of 1 for the first ${nearOne < 0 ? sig.length : nearOne} steps and x moves by about α per step, straight through x = 0 where the gradient peaks at 0.25. Past 0 the gradient shrinks faster than v̂ forgets the larger gradients it has seen, so m̂/√v̂ falls to ${fmt(ratio[ratio.length - 1], 3)} at t = ${sig.length} and the steps shrink; x ends at ${fmt(sig[sig.length - 1].x)}, still moving down the flat tail.`,
+  const crossed = sig.findIndex((r) => r.x < 0);
+  const last = sig[sig.length - 1];
+  const parts = [
+    `- **Sigmoid**: the gradient σ(x)(1 − σ(x)) is ${fmt(sig[0].g)} at x = ${config.q14Start}, but Adam divides it by √v̂, ` +
+      `so m̂/√v̂ stays within 5% of 1 for the first ${nearOne < 0 ? sig.length : nearOne} steps and x moves by about α per step`,
+  ];
+  if (crossed >= 0) {
+    parts.push(`, crossing x = 0 (where the gradient peaks at 0.25) at step ${crossed + 1}`);
+    const falls = ratio[ratio.length - 1] < ratio[crossed];
+    parts.push(
+      falls
+        ? `. Past 0 the gradient shrinks faster than v̂ forgets the larger gradients it has seen: m̂/√v̂ falls from ` +
+            `${fmt(ratio[crossed], 3)} to ${fmt(ratio[ratio.length - 1], 3)} at t = ${sig.length} and the steps shrink; x ends at ${fmt(last.x)}.`
+        : `; m̂/√v̂ is ${fmt(ratio[ratio.length - 1], 3)} at t = ${sig.length} and x ends at ${fmt(last.x)}.`,
+    );
+  } else parts.push(`; x stays positive, ending at ${fmt(last.x)} after ${sig.length} steps.`);
+  return parts.join('');
+}
+
+function absLine(abs: AdamRecord[]): string {
+  const signChanges = abs.slice(1).filter((r, i) => r.g !== abs[i].g).length;
+  const turns = turningPoints(abs, 0);
+  const vHatDeviation = maxDeviation(
+    abs.map((r) => r.vHat),
+    1,
   );
-  const absSignChanges = abs.slice(1).filter((r, i) => r.g !== abs[i].g).length;
-  const swings = abs
-    .filter((r, i) => i > 0 && i < abs.length - 1 && Math.abs(r.x) >= Math.abs(abs[i - 1].x) && Math.abs(r.x) >= Math.abs(abs[i + 1].x))
-    .map((r) => fmt(r.x, 3));
-  lines.push(
-    `- **|x|**: g = +1 until x crosses 0, then flips; it changes sign ${absSignChanges} times in ${abs.length} steps. m lags the sign flips, so x overshoots 0 and swings around it, with turning points at x = ${swings.join(', ')}: the amplitude shrinks as m averages the alternating gradient, while v̂ stays 1 since g² = 1 (final x = ${fmt(abs[abs.length - 1].x)}).`,
+  const head = `- **|x|**: g = +1 while x > 0 and −1 below; it changes sign ${signChanges} times in ${abs.length} steps.`;
+  if (signChanges === 0) return `${head} x ends at ${fmt(abs[abs.length - 1].x)}.`;
+  const amplitude = shrinking(turns, 0)
+    ? 'the amplitude shrinks as m averages the alternating gradient'
+    : 'the amplitude does not shrink at every swing';
+  const vHat = vHatDeviation < 1e-6 ? `, while v̂ stays 1 (to within ${vHatDeviation.toExponential(0)}) since g² = 1` : '';
+  return (
+    `${head} m lags the sign flips, so x overshoots 0 and swings around it, with turning points at x = ` +
+    `${turns.map((x) => fmt(x, 3)).join(', ')}: ${amplitude}${vHat} (final x = ${fmt(abs[abs.length - 1].x)}).`
   );
-  return `${lines.join('\n')}\n`;
+}
+
+/** observations.md of Q1: every sentence from the measured numbers, each claim only where they show it. */
+export function observations(facts: Q1Facts): string {
+  const { config, q14 } = facts;
+  return `${[
+    '# Question 1: observations',
+    '',
+    '*Written by `a2 run q1-adam` from the numbers it measured.*',
+    '',
+    '## Q1.1 gradient descent',
+    '',
+    ...gdLines(facts),
+    '',
+    '## Q1.2 Adam',
+    '',
+    ...adamLines(facts),
+    '## Q1.3 the moments on the bump',
+    '',
+    ...q13Lines(facts),
+    `## Q1.4 ReLU, sigmoid and |x| from x = ${config.q14Start}`,
+    '',
+    reluLine(config, q14.relu),
+    sigmoidLine(config, q14.sigmoid),
+    absLine(q14.abs),
+  ].join('\n')}\n`;
 }
 
 // ---- What this experiment declares: its metrics, artefacts, report section and sources.
@@ -394,8 +563,16 @@ export const experiment: Experiment<Config, Metrics> = {
   report: {
     title: 'Q1 — Optimisation: gradient descent and Adam on the bump',
     figures: FIGURES,
-    answer: ({ gd, adamMaxH: h }) =>
-      `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${gd.cycle.length ? ` between x = ${gd.cycle.map((x) => x.toFixed(4)).join(' and ')}` : ''}.\n` +
-      `- **Q1.2** the largest bump Adam escapes (α = ${gd.lr}, ε = 0): **h = ${h.rounded.toFixed(2)}** (bisection: ${h.exact.toFixed(6)}; escapes at ${h.escapesAt.toFixed(6)}, fails at ${h.failsAt.toFixed(6)}).`,
+    answer: ({ gd, adamMaxH: h }) => {
+      // Enough decimals that the two ends of the bisection bracket print differently.
+      const gap = h.failsAt - h.escapesAt;
+      const digits = gap > 0 ? Math.min(15, Math.max(6, Math.ceil(-Math.log10(gap)) + 1)) : 6;
+      const cycle = gd.cycle.length ? ` between x = ${gd.cycle.map((x) => x.toFixed(4)).join(' and ')}` : '';
+      return (
+        `- **Q1.1** gradient descent (η = ${gd.lr}, h = ${gd.h}): **${gd.outcome}**${cycle}.\n` +
+        `- **Q1.2** the largest bump Adam escapes (α = ${h.alpha}, ε = ${h.epsilon}): **h = ${h.rounded.toFixed(2)}** ` +
+        `(bisection: ${h.exact.toFixed(digits)}; escapes at ${h.escapesAt.toFixed(digits)}, fails at ${h.failsAt.toFixed(digits)}).`
+      );
+    },
   },
 };

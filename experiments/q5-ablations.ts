@@ -83,7 +83,7 @@ async function run(config: Config, ctx: RunContext) {
     results.push(result);
   }
 
-  const [recipe, ...others] = results;
+  const [recipe] = results;
   const noise = results.filter((r) => JSON.stringify(r.change) === '{}').map((r) => r.testAcc);
   const noisePoints = 100 * (Math.max(...noise) - Math.min(...noise));
   const rows = [
@@ -92,7 +92,11 @@ async function run(config: Config, ctx: RunContext) {
   ];
   await ctx.writeFigure(
     'ablations',
-    barChart({ title: `Q5 ablations: test accuracy after ${config.epochs} epochs`, rows, axis: 'test accuracy' }),
+    barChart({
+      title: `Q5 ablations: test accuracy after ${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`,
+      rows,
+      axis: 'test accuracy (% of images)',
+    }),
   );
   const table = markdownTable(
     ['variant', 'test acc', 'without test-time flip', 'train acc', 'vs recipe (points)', 'seconds'],
@@ -107,31 +111,9 @@ async function run(config: Config, ctx: RunContext) {
   );
   ctx.writeText('ablations.md', `# Q5 ablations (${config.epochs} epochs, ${trainSplit.count} training images)\n\n${table}`);
 
-  const verdict = (delta: number) =>
-    Math.abs(delta) <= noisePoints
-      ? 'within the seed-to-seed difference'
-      : delta < 0
-        ? 'lower: the part helps'
-        : 'higher: at this budget the part costs accuracy';
-  const tta = results.map((r) => 100 * (r.testAcc - r.testAccNoFlipTta));
   ctx.writeText(
     'observations.md',
-    `${[
-      '# Q5 ablations: observations',
-      '',
-      `*Written from the measured numbers of this run: ${config.epochs} epochs on ${trainSplit.count} training images, tested on ${testSplit.count}; every variant starts from the recipe's initial weights and data order.*`,
-      '',
-      `- The recipe reached ${pct(recipe.testAcc, 2)}; on the next seed ${pct(noise[1] ?? recipe.testAcc, 2)}: seed-to-seed difference ${noisePoints.toFixed(2)} points.`,
-      ...others
-        .filter((r) => JSON.stringify(r.change) !== '{}')
-        .map((r) => {
-          const delta = 100 * (r.testAcc - recipe.testAcc);
-          return `- ${r.name}: ${pct(r.testAcc, 2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points, ${verdict(delta)}); ${r.seconds.toFixed(0)} s vs the recipe's ${recipe.seconds.toFixed(0)} s.`;
-        }),
-      `- Test-time flipping added ${Math.min(...tta).toFixed(2)} to ${Math.max(...tta).toFixed(2)} points across the ${results.length} runs (recipe: ${pct(recipe.testAccNoFlipTta, 2)} without it).`,
-      '',
-      `These are ${config.epochs}-epoch runs; the ${RECIPE.epochs}-epoch recipe itself was not ablated, so a part that does not help here is not thereby shown useless there.`,
-    ].join('\n')}\n`,
+    observations({ epochs: config.epochs, trainImages: trainSplit.count, testImages: testSplit.count, results, noisePoints }),
   );
   return {
     classes: CIFAR_CLASSES,
@@ -141,6 +123,58 @@ async function run(config: Config, ctx: RunContext) {
     seedToSeedPoints: noisePoints,
     variants: results,
   };
+}
+
+/** The numbers the ablation observations are written from. */
+export interface AblationFacts {
+  epochs: number;
+  trainImages: number;
+  testImages: number;
+  results: Pick<VariantResult, 'name' | 'change' | 'testAcc' | 'testAccNoFlipTta' | 'seconds'>[]; // the recipe first
+  noisePoints: number; // spread of the unchanged recipe's test accuracy over seeds, in points
+}
+
+/** observations.md of the ablations: every sentence from the measured numbers, each claim only where they show it. */
+export function observations({ epochs, trainImages, testImages, results, noisePoints }: AblationFacts): string {
+  const [recipe, ...others] = results;
+  const reruns = others.filter((r) => JSON.stringify(r.change) === '{}');
+  const verdict = (delta: number) =>
+    Math.abs(delta) <= noisePoints
+      ? 'within the seed-to-seed difference'
+      : delta < 0
+        ? 'lower: the part helps'
+        : 'higher: at this budget the part costs accuracy';
+  const tta = results.map((r) => 100 * (r.testAcc - r.testAccNoFlipTta));
+  const lines = [
+    '# Q5 ablations: observations',
+    '',
+    `*Written from the measured numbers of this run: ${epochs} epochs on ${trainImages} training images, tested on ${testImages}; ` +
+      "every variant starts from the recipe's initial weights and data order.*",
+    '',
+    reruns.length > 0
+      ? `- The recipe reached ${pct(recipe.testAcc, 2)}; on other seeds ${reruns.map((r) => pct(r.testAcc, 2)).join(', ')}: ` +
+        `seed-to-seed difference ${noisePoints.toFixed(2)} points.`
+      : `- The recipe reached ${pct(recipe.testAcc, 2)}; it ran on one seed only, so no difference below is read against seed noise.`,
+    ...others
+      .filter((r) => JSON.stringify(r.change) !== '{}')
+      .map((r) => {
+        const delta = 100 * (r.testAcc - recipe.testAcc);
+        const reading = reruns.length > 0 ? `, ${verdict(delta)}` : '';
+        return (
+          `- ${r.name}: ${pct(r.testAcc, 2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} points${reading}); ` +
+          `${r.seconds.toFixed(0)} s vs the recipe's ${recipe.seconds.toFixed(0)} s.`
+        );
+      }),
+    `- Test-time flipping changed test accuracy by ${Math.min(...tta).toFixed(2)} to ${Math.max(...tta).toFixed(2)} points ` +
+      `across the ${results.length} runs (recipe: ${pct(recipe.testAccNoFlipTta, 2)} without it).`,
+  ];
+  if (epochs < RECIPE.epochs)
+    lines.push(
+      '',
+      `These are ${epochs}-epoch runs; the ${RECIPE.epochs}-epoch recipe itself was not ablated, ` +
+        'so a part that does not help here is not thereby shown useless there.',
+    );
+  return `${lines.join('\n')}\n`;
 }
 
 // ---- What this experiment declares: its metrics, artefacts, report section and sources.

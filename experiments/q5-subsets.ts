@@ -176,6 +176,9 @@ async function run(config: Config, ctx: RunContext) {
       title: 'Q5.2 accuracy vs number of training images',
       x: 'images',
       y: 'accuracy',
+      xTitle: 'training images (log scale)',
+      yTitle: 'accuracy (% of images)',
+      yFormat: '%',
       series: 'split',
       rows,
       logX: true,
@@ -214,7 +217,7 @@ function gridEdges(r: SizeResult): string {
 }
 
 /** What the numbers show, said only where they show it. */
-function observations(
+export function observations(
   subsets: { images: number; trainAcc: number; testAcc: number }[],
   tuned: SizeResult[],
   validationImages: number,

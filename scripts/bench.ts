@@ -19,7 +19,7 @@ import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
 import { makeCifarNet } from '../experiments/cifar.js';
 import { writeJsonAtomic } from '../src/run/index.js';
 import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
-import { type Precision, initBackend, seedEverything, tf } from '../src/tensor/index.js';
+import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '../src/tensor/index.js';
 
 const options = new Command('bench')
   .option('--steps <n>', 'timed steps per net (median reported)', (v) => Number(v), 6)
@@ -77,27 +77,6 @@ const NETS: Net[] = [
 ];
 
 /** Forward FLOPs per image (multiply-adds × 2) of the conv, transposed-conv and dense layers. */
-function forwardFlops(model: tf.LayersModel): number {
-  let flops = 0;
-  const visit = (m: tf.LayersModel) => {
-    for (const layer of m.layers) {
-      if (layer instanceof tf.LayersModel) {
-        visit(layer);
-        continue;
-      }
-      const cls = layer.getClassName();
-      const weights = (layer.getWeights()[0]?.shape ?? []) as number[];
-      const out = (layer.outputShape as number[]).slice(1);
-      const inp = ((layer.input as tf.SymbolicTensor).shape as number[]).slice(1);
-      if (cls === 'Conv2D') flops += 2 * out[0] * out[1] * weights[0] * weights[1] * weights[2] * weights[3];
-      else if (cls === 'Conv2DTranspose') flops += 2 * inp[0] * inp[1] * weights[0] * weights[1] * weights[2] * weights[3];
-      else if (cls === 'Dense') flops += 2 * weights[0] * weights[1];
-    }
-  };
-  visit(model);
-  return flops;
-}
-
 function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
   seedEverything(0);
   const model = net.build();

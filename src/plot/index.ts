@@ -61,16 +61,33 @@ function drawPixels(ctx: SKRSContext2D, img: PixelImage, x: number, y: number, s
   }
 }
 
-/** Lays panels out in rows with titles, optional row labels and a figure title; returns PNG bytes. */
+/**
+ * Lays panels out in rows with titles, optional row labels and a figure title; returns PNG bytes.
+ * Each panel fits a `cell`-wide square; a row is only as tall as its tallest panel, so wide charts
+ * leave no empty band below them.
+ */
 export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Promise<Buffer> {
   const cell = options.cell ?? 140;
   const pad = 10,
     titleH = 22,
     labelW = options.rowLabels ? 90 : 0,
     headH = options.title ? 34 : 0;
+  const loaded = await Promise.all(
+    rows.map((row) =>
+      Promise.all(
+        row.map(async (panel) => {
+          if (!Buffer.isBuffer(panel.image)) return { panel, rendered: undefined, height: cell };
+          const rendered = await loadImage(panel.image);
+          const scale = Math.min(cell / rendered.width, cell / rendered.height);
+          return { panel, rendered: { img: rendered, scale }, height: Math.ceil(rendered.height * scale) };
+        }),
+      ),
+    ),
+  );
+  const rowHeights = loaded.map((row) => Math.max(0, ...row.map((p) => p.height)));
   const cols = Math.max(...rows.map((r) => r.length));
   const width = labelW + cols * (cell + pad) + pad;
-  const height = headH + rows.length * (cell + titleH + pad) + pad;
+  const height = headH + rowHeights.reduce((sum, h) => sum + h + titleH + pad, 0) + pad;
   const canvas = createCanvas(width * PIXEL_RATIO, height * PIXEL_RATIO);
   const ctx = canvas.getContext('2d');
   ctx.scale(PIXEL_RATIO, PIXEL_RATIO);
@@ -83,31 +100,33 @@ export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Pro
     ctx.font = `bold 16px ${FONT}`;
     ctx.fillText(options.title, width / 2, 24);
   }
-  for (let r = 0; r < rows.length; r++) {
-    const y = headH + r * (cell + titleH + pad) + pad;
+  let y = headH + pad;
+  for (let r = 0; r < loaded.length; r++) {
+    const rowH = rowHeights[r];
     if (options.rowLabels?.[r]) {
       ctx.font = `bold 13px ${FONT}`;
       ctx.textAlign = 'left';
       ctx.fillStyle = 'black';
-      ctx.fillText(options.rowLabels[r], pad, y + titleH + cell / 2);
+      ctx.fillText(options.rowLabels[r], pad, y + titleH + rowH / 2);
       ctx.textAlign = 'center';
     }
-    for (let c = 0; c < rows[r].length; c++) {
-      const panel = rows[r][c];
+    for (let c = 0; c < loaded[r].length; c++) {
+      const { panel, rendered } = loaded[r][c];
       const x = labelW + pad + c * (cell + pad);
       ctx.fillStyle = 'black';
       ctx.font = `12px ${FONT}`;
       if (panel.title) ctx.fillText(panel.title, x + cell / 2, y + 15, cell);
-      if (Buffer.isBuffer(panel.image)) {
+      if (rendered) {
         ctx.imageSmoothingEnabled = true;
-        const img = await loadImage(panel.image);
-        const s = Math.min(cell / img.width, cell / img.height);
-        ctx.drawImage(img, x + (cell - img.width * s) / 2, y + titleH + (cell - img.height * s) / 2, img.width * s, img.height * s);
+        const { img, scale } = rendered;
+        const [w, h] = [img.width * scale, img.height * scale];
+        ctx.drawImage(img, x + (cell - w) / 2, y + titleH + (rowH - h) / 2, w, h);
         ctx.imageSmoothingEnabled = false;
-      } else {
-        drawPixels(ctx, panel.image, x, y + titleH, cell);
+      } else if (!Buffer.isBuffer(panel.image)) {
+        drawPixels(ctx, panel.image, x, y + titleH + (rowH - cell) / 2, cell);
       }
     }
+    y += rowH + titleH + pad;
   }
   return canvas.toBuffer('image/png');
 }
@@ -115,8 +134,15 @@ export async function panelGrid(rows: Panel[][], options: GridOptions = {}): Pro
 /** A line chart of named series over a shared x; the usual shape of a2's loss and accuracy plots. */
 export function lineChart(opts: {
   title: string;
+  /** A second title line, for what a grader must know to read the chart (units, what a curve includes). */
+  subtitle?: string;
   x: string;
   y: string;
+  /** Axis titles, when the field names alone do not say the unit. */
+  xTitle?: string;
+  yTitle?: string;
+  /** d3 format of the y tick labels, e.g. '%' (decimals follow the tick step) or '.2e'. */
+  yFormat?: string;
   rows: Record<string, number | string>[];
   series: string;
   logX?: boolean;
@@ -125,17 +151,33 @@ export function lineChart(opts: {
   height?: number;
   points?: boolean;
 }): TopLevelSpec {
+  // One series needs no legend: the title and the axis already name it.
+  const seriesCount = new Set(opts.rows.map((r) => r[opts.series])).size;
+  // Whole-number x (epochs, steps) gets whole-number ticks, not 1.0, 1.1, … between two epochs.
+  const wholeX = opts.rows.every((r) => Number.isInteger(r[opts.x]));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: opts.title,
+    title: opts.subtitle ? { text: opts.title, subtitle: opts.subtitle } : opts.title,
     width: opts.width ?? 420,
     height: opts.height ?? 260,
     data: { values: opts.rows },
     mark: { type: 'line', point: opts.points ?? false },
     encoding: {
-      x: { field: opts.x, type: 'quantitative', scale: opts.logX ? { type: 'log' } : { zero: false } },
-      y: { field: opts.y, type: 'quantitative', scale: opts.logY ? { type: 'log' } : { zero: false } },
-      color: { field: opts.series, type: 'nominal', title: opts.series },
+      x: {
+        field: opts.x,
+        type: 'quantitative',
+        scale: opts.logX ? { type: 'log' } : { zero: false },
+        ...(opts.xTitle ? { title: opts.xTitle } : {}),
+        ...(wholeX && !opts.logX ? { axis: { tickMinStep: 1, format: 'd' } } : {}),
+      },
+      y: {
+        field: opts.y,
+        type: 'quantitative',
+        scale: opts.logY ? { type: 'log' } : { zero: false },
+        ...(opts.yTitle ? { title: opts.yTitle } : {}),
+        ...(opts.yFormat ? { axis: { format: opts.yFormat } } : {}),
+      },
+      color: { field: opts.series, type: 'nominal', title: opts.series, ...(seriesCount <= 1 ? { legend: null } : {}) },
     },
   } as TopLevelSpec;
 }
@@ -143,7 +185,8 @@ export function lineChart(opts: {
 /** One horizontal bar per labelled value, its value printed at the end, in the given order. */
 export function barChart(opts: { title: string; rows: { label: string; value: number }[]; axis: string; format?: string }): TopLevelSpec {
   const y = { field: 'label', type: 'nominal', sort: null, title: null };
-  const x = { field: 'value', type: 'quantitative', title: opts.axis };
+  const percent = (opts.format ?? '.2%').endsWith('%');
+  const x = { field: 'value', type: 'quantitative', title: opts.axis, ...(percent ? { axis: { format: '%' } } : {}) };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: opts.title,

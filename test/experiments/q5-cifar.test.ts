@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { balancedSubset, learningRateAt, makeCifarNet } from '../../experiments/cifar.js';
 import { loadCifar } from '../../src/data/index.js';
-import { initBackend } from '../../src/tensor/index.js';
+import { forwardFlops, initBackend } from '../../src/tensor/index.js';
 import { a2, DATA_DIR, ROOT, tempDir } from '../helpers.js';
 
 await initBackend('wasm');
@@ -64,9 +64,29 @@ test('the net is convolutions and a linear head, 32×32×3 → 10 logits', () =>
   assert.ok(net.layers.some((l) => l.getClassName() === 'Dense'));
 });
 
+/** 2 × multiply-adds of a 3×3 'same' conv at side × side: the count worked by hand. */
+const conv3x3 = (side: number, cin: number, cout: number) => 2 * side * side * 9 * cin * cout;
+// widths 8/16/16/32: stem at 32², each block's first conv before its pool, its second after; then the 32 → 10 head.
+const SMOKE_NET_FLOPS =
+  conv3x3(32, 3, 8) +
+  conv3x3(32, 8, 16) +
+  conv3x3(16, 16, 16) +
+  conv3x3(16, 16, 16) +
+  conv3x3(8, 16, 16) +
+  conv3x3(8, 16, 32) +
+  conv3x3(4, 32, 32) +
+  2 * 32 * 10;
+
+test('forward FLOPs count every conv and the head of the net', () => {
+  assert.equal(forwardFlops(makeCifarNet([8, 16, 16, 32])), SMOKE_NET_FLOPS);
+});
+
 interface Q5Metrics {
   epochs: { epoch: number; trainLoss: number; trainAcc: number; testAcc: number }[];
   finalTestAcc: number;
+  forwardFlopsPerImage: number;
+  trainingFlops: number;
+  timeToAccuracy: { target: number; epoch: number | null }[];
 }
 const metricsOf = (out: string) => JSON.parse(readFileSync(path.join(out, 'q5-cifar/metrics.json'), 'utf8')) as Q5Metrics;
 
@@ -74,9 +94,17 @@ test('smoke run writes the four curves and the combined figure', async () => {
   const out = tempDir();
   const { code, lines } = await a2('run', 'q5-cifar', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(code, 0, lines.join('\n'));
-  for (const f of ['train-loss', 'train-acc', 'test-loss', 'test-acc', 'curves'])
+  for (const f of ['train-loss', 'train-acc', 'test-loss', 'test-acc', 'curves', 'test-acc-vs-seconds'])
     assert.ok(existsSync(path.join(out, 'q5-cifar', `${f}.png`)), f);
-  assert.equal(metricsOf(out).epochs.length, 2);
+  const metrics = metricsOf(out);
+  assert.equal(metrics.epochs.length, 2);
+  // The smoke net on 300 images: 3 × forward FLOPs × 300 images × 2 epochs.
+  assert.equal(metrics.forwardFlopsPerImage, SMOKE_NET_FLOPS);
+  assert.equal(metrics.trainingFlops, 3 * SMOKE_NET_FLOPS * 300 * 2);
+  assert.deepEqual(
+    metrics.timeToAccuracy.map((t) => t.target),
+    [0.9, 0.93, 0.94],
+  );
   assert.equal(existsSync(path.join(out, 'q5-cifar/checkpoints')), false, 'checkpoints are dropped once the run lands');
 });
 
