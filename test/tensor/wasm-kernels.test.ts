@@ -3,7 +3,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, initBackend, makeRng } from '../../src/tensor/index.js';
 
-await initBackend('wasm');
+// fp32: these compare kernels with the cpu backend to fp32 roundoff (bf16 has its own test).
+await initBackend('wasm', { precision: 'fp32' });
 
 function randomValues(n: number, seed: number, offset = 0): Float32Array {
   const rng = makeRng(seed);
