@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { callKernel, release, setWasmKernel } from './wasm-kernels.js';
+import { callKernel, maxPoolGradGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
   x: number[];
@@ -170,21 +170,7 @@ export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
   if (typeof native.maxPoolGrad !== 'function') return [];
   setWasmKernel('MaxPoolGrad', (js) => (args) => {
     const wasm = args.backend as BackendWasm;
-    const { dy, input } = args.inputs as { dy: TensorInfo; input: TensorInfo };
-    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as {
-      filterSize: [number, number] | number;
-      strides: [number, number] | number;
-      pad: 'same' | 'valid' | number;
-      dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    };
-    const info = tf.backend_util.computePool2DInfo(
-      input.shape as [number, number, number, number],
-      filterSize,
-      strides,
-      1,
-      pad,
-      dimRoundingMode,
-    );
+    const { dy, input, info } = maxPoolGradGeometry(args.inputs, args.attrs);
     const p = info.padInfo;
     // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
     if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right)

@@ -102,8 +102,8 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
  * float, so in windows whose values are all <= 0 the gradient goes to the wrong element.
  * First maximum wins, as in the cpu backend; padding never wins.
  */
-const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
-  const wasm = backend as BackendWasm;
+/** The geometry of a MaxPoolGrad call: its inputs and tfjs's pooling info. */
+export function maxPoolGradGeometry(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
     filterSize: [number, number] | number;
@@ -119,6 +119,12 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
     pad,
     dimRoundingMode,
   );
+  return { dy, input, info };
+}
+
+const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
+  const wasm = backend as BackendWasm;
+  const { dy, input, info } = maxPoolGradGeometry(inputs, attrs);
   const out = wasm.makeOutput(input.shape, 'float32');
   // Views are taken after makeOutput: allocation can grow (and detach) the wasm heap.
   const x = wasm.typedArrayFromHeap(input) as Float32Array;
