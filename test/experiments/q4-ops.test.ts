@@ -138,15 +138,8 @@ test('BatchNorm1d normalises each channel over N and L, and conv1d sums over C_i
 
 test('--linear-bias without --linear-weight is a usage error: exit 2, nothing written', async () => {
   const out = tempDir();
-  const errors: string[] = [];
-  const original = console.error;
-  console.error = (m: string) => errors.push(m);
-  try {
-    const { code } = await a2('run', 'q4-ops', '--data-dir', DATA_DIR, '--out', out, '--linear-bias', path.join(out, 'b.pt'));
-    assert.equal(code, 2);
-  } finally {
-    console.error = original;
-  }
+  const { code, errors } = await a2('run', 'q4-ops', '--data-dir', DATA_DIR, '--out', out, '--linear-bias', path.join(out, 'b.pt'));
+  assert.equal(code, 2);
   assert.match(errors.join('\n'), /--linear-bias needs --linear-weight/);
   assert.deepEqual(
     readdirSync(out).filter((f) => f !== '.partial'),
