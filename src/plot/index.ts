@@ -207,8 +207,12 @@ export function barChart(opts: { title: string; rows: { label: string; value: nu
 export function tableImage(headers: string[], rows: string[][], title?: string): Buffer {
   const font = `13px ${FONT}`;
   const probe = createCanvas(10, 10).getContext('2d');
-  probe.font = font;
-  const widths = headers.map((h, c) => Math.max(...[h, ...rows.map((r) => r[c] ?? '')].map((t) => probe.measureText(t).width)) + 16);
+  // Headers are drawn bold, so they are measured bold: a column fits its widest cell either way.
+  const measure = (text: string, weight: string) => {
+    probe.font = `${weight}${font}`;
+    return probe.measureText(text).width;
+  };
+  const widths = headers.map((h, c) => Math.max(measure(h, 'bold '), ...rows.map((r) => measure(r[c] ?? '', ''))) + 16);
   const rowH = 24,
     headH = title ? 30 : 0;
   const width = widths.reduce((a, b) => a + b, 0) + 2,
