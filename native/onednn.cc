@@ -47,6 +47,8 @@ Geometry geometry(const Napi::Object& g) {
     return d;
   };
   memory::dims x = dims("x"), f = dims("filter"), y = dims("y"), s = dims("strides"), dl = dims("dilations"), p = dims("pads");
+  if (x.size() != 4 || f.size() != 4 || y.size() != 4 || s.size() != 2 || dl.size() != 2 || p.size() != 4)
+    throw std::invalid_argument("conv geometry: expected x, filter, y of 4 dims, strides and dilations of 2, pads of 4");
   Geometry out;
   out.src = {x[0], x[3], x[1], x[2]};      // logical NCHW
   out.weights = {f[3], f[2], f[0], f[1]};  // logical OIHW
@@ -203,7 +205,15 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
   // The stem (3 input channels) gains nothing from bf16: its products are too short to fill AMX
   // tiles, and its backward-weights pass ran slower in bf16 than in f32 here.
   bool useBf16 = bf16 && g.src[1] >= 16;
-  Cached* entry = useBf16 ? build(kind, g, true) : nullptr;
+  Cached* entry = nullptr;
+  if (useBf16) {
+    // A CPU without AVX-512 has no bf16 convolution in oneDNN 2.x: such shapes run in f32.
+    try {
+      entry = build(kind, g, true);
+    } catch (const dnnl::error&) {
+      entry = nullptr;
+    }
+  }
   if (!entry) entry = build(kind, g, false);
   return *cache.emplace(key, std::unique_ptr<Cached>(entry)).first->second;
 }
@@ -347,6 +357,8 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
       return d;
     };
     memory::dims x = dims("x"), y = dims("y"), k = dims("kernel"), st = dims("strides"), p = dims("pads");
+    if (x.size() != 4 || y.size() != 4 || k.size() != 2 || st.size() != 2 || p.size() != 4)
+      throw std::invalid_argument("maxPoolGrad geometry: expected x, y of 4 dims, kernel and strides of 2, pads of 4");
     memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc), dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
     std::ostringstream key;
     for (auto* d : {&x, &y, &k, &st, &p}) for (auto v : *d) key << v << ',';

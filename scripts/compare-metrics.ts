@@ -30,7 +30,13 @@ export const TOLERANCES: Record<string, Tolerance> = {
   },
   'q6-rf': { why: 'integer arithmetic and one seeded forward pass: deterministic' },
   'q2-fc-ae': { why: 'seeded training on wasm/XNNPACK: two smoke runs on this machine gave identical metrics' },
-  'q3-mean-latent': { why: "encodes with q2-conv-ae's committed models: two smoke runs on this machine gave identical metrics" },
+  'q3-mean-latent': {
+    why:
+      "encodes with q2-conv-ae's committed models through oneDNN convolutions (bf16 on AMX); the committed run used one " +
+      'thread and CI two, and oneDNN may split work differently, so the last bits of a sum may move',
+    relative: 1e-4,
+    absolute: 1e-6,
+  },
 };
 
 /** Leaves that record how long something took, never what it computed: not compared anywhere. */

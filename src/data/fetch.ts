@@ -74,18 +74,19 @@ function progressOf(file: string, url: string, total: number, bar: cliProgress.M
 async function downloadOne(url: string, target: string, bar: cliProgress.MultiBar | undefined, log: (line: string) => void): Promise<void> {
   const controller = new AbortController();
   let stall = setTimeout(() => controller.abort(), STALL_SECONDS * 1000);
-  const response = await fetch(url, { signal: controller.signal });
-  if (!response.ok || response.body === null) throw new Error(`HTTP ${response.status}`);
-  const total = Number(response.headers.get('content-length') ?? 0);
-  const advance = progressOf(path.basename(target), url, total, bar, log);
   const partial = `${target}.part`;
-  const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
-  body.on('data', (chunk: Buffer) => {
-    clearTimeout(stall);
-    stall = setTimeout(() => controller.abort(), STALL_SECONDS * 1000);
-    advance(chunk.length);
-  });
+  // The stall timer is cleared however this ends: a refused connection must not keep the process alive.
   try {
+    const response = await fetch(url, { signal: controller.signal });
+    if (!response.ok || response.body === null) throw new Error(`HTTP ${response.status}`);
+    const total = Number(response.headers.get('content-length') ?? 0);
+    const advance = progressOf(path.basename(target), url, total, bar, log);
+    const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream);
+    body.on('data', (chunk: Buffer) => {
+      clearTimeout(stall);
+      stall = setTimeout(() => controller.abort(), STALL_SECONDS * 1000);
+      advance(chunk.length);
+    });
     await pipeline(body, createWriteStream(partial));
   } finally {
     clearTimeout(stall);

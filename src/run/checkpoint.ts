@@ -41,8 +41,12 @@ export async function saveCheckpoint<S extends CheckpointState>(
   await writeCheckpointFiles(writing, model, optimizer, state);
   const latest = path.join(dir, LATEST);
   const previous = path.join(dir, PREVIOUS);
-  rmSync(previous, { recursive: true, force: true });
-  if (existsSync(latest)) renameSync(latest, previous);
+  if (existsSync(latest)) {
+    rmSync(previous, { recursive: true, force: true });
+    renameSync(latest, previous);
+  }
+  // With no latest/ (a crash between the two renames last time), previous/ is the only complete
+  // checkpoint: it stays until the new one has taken its place.
   renameSync(writing, latest);
   rmSync(previous, { recursive: true, force: true });
 }

@@ -13,6 +13,7 @@ import { type TopLevelSpec, renderSpec } from '../plot/index.js';
 import type { Artefact, JsonSchema, ReportSection } from '../report/declare.js';
 import { describeCheckpoints } from './checkpoint.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
+import { stopLiveProgress } from './progress.js';
 import { LOCK_FILE, acquireLock } from './lock.js';
 import { gitState, packageVersions } from './manifest.js';
 
@@ -301,9 +302,16 @@ export class RunContext {
     rmSync(path.join(this.dir, 'checkpoints'), { recursive: true, force: true });
     rmSync(this.path(STAGED_RUN), { force: true });
     const old = `${this.finalDir}.old-${process.pid}`;
-    if (existsSync(this.finalDir)) renameSync(this.finalDir, old);
+    const hadOld = existsSync(this.finalDir);
+    if (hadOld) renameSync(this.finalDir, old);
     // The lock moves with the folder: until the rename no other a2 can have entered it.
-    renameSync(this.dir, this.finalDir);
+    try {
+      renameSync(this.dir, this.finalDir);
+    } catch (err) {
+      // Put the last good result back rather than leave it stranded in .old-<pid>.
+      if (hadOld) renameSync(old, this.finalDir);
+      throw err;
+    }
     rmSync(path.join(this.finalDir, LOCK_FILE), { force: true });
     rmSync(old, { recursive: true, force: true });
   }
@@ -330,6 +338,7 @@ export async function runExperiment<C extends object, M extends object>(
     ctx.finish(metrics);
     return { metrics, dir: ctx.finalDir, seconds: (performance.now() - started) / 1000 };
   } catch (err) {
+    stopLiveProgress();
     ctx.abandon();
     throw err;
   }

@@ -8,6 +8,16 @@ export interface EpochProgress {
   stop(summary?: string): void;
 }
 
+// Bars still drawing: a loop that throws mid-epoch (Ctrl-C, divergence, a kernel error) never
+// reaches its stop(), and a live bar's timer would keep the process running with the cursor hidden.
+const live = new Set<cliProgress.SingleBar>();
+
+/** Stops every bar still drawing (the run's error path calls it). */
+export function stopLiveProgress(): void {
+  for (const bar of live) bar.stop();
+  live.clear();
+}
+
 export function epochProgress(label: string, totalImages: number, log: (line: string) => void): EpochProgress {
   const started = performance.now();
   let done = 0;
@@ -24,6 +34,7 @@ export function epochProgress(label: string, totalImages: number, log: (line: st
       )
     : undefined;
   bar?.start(totalImages, 0, { loss: '-', rate: '-' });
+  if (bar) live.add(bar);
   return {
     tick(images, loss) {
       done += images;
@@ -31,7 +42,10 @@ export function epochProgress(label: string, totalImages: number, log: (line: st
       bar?.update(done, { loss: loss.toFixed(4), rate: rate.toFixed(0) });
     },
     stop(summary) {
-      bar?.stop();
+      if (bar) {
+        bar.stop();
+        live.delete(bar);
+      }
       if (summary === undefined) return;
       const seconds = (performance.now() - started) / 1000;
       log(`${label} ${summary} | ${(done / seconds).toFixed(0)} img/s | ${seconds.toFixed(1)} s`);

@@ -26,6 +26,8 @@ const mirror = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
 test('a missing MNIST is fetched, md5-checked, and the run goes on to land its outputs', async () => {
   process.env.A2_MNIST_MIRROR = mirror;
+  // CI turns fetching off for its runs; this test is about fetching.
+  delete process.env.A2_NO_FETCH;
   const data = tempDir();
   const out = tempDir();
   const { code, lines } = await a2('run', 'q2-fc-ae', '--profile', 'smoke', '--data-dir', data, '--out', out);

@@ -18,7 +18,12 @@ import { initBackend, makeRng, seedEverything, tf } from '../../src/tensor/index
 import { DATA_DIR } from '../helpers.js';
 
 const info = await initBackend('wasm');
-const skip = info.kernels.some((k) => k.startsWith('oneDNN')) ? false : 'the oneDNN accelerator is not loaded';
+// auto resolves to bf16 only where the accelerator is loaded and the CPU multiplies bf16 natively.
+const skip = !info.kernels.some((k) => k.startsWith('oneDNN'))
+  ? 'the oneDNN accelerator is not loaded'
+  : info.precision !== 'bf16'
+    ? 'this CPU has no native bf16 (AMX or AVX512-BF16)'
+    : false;
 
 function randomValues(n: number, seed: number): Float32Array {
   const rng = makeRng(seed);

@@ -262,3 +262,17 @@ test('broadcast Equal and the global max-pool gradient that uses it match cpu', 
   console.log(`  equal/broadcast: max |Δ| ${diffs.map((d) => d.toExponential(1)).join(' ')}`);
   for (const d of diffs) assert.equal(d, 0);
 });
+
+test('Identity shares its buffer: a clone outlives its original, and every buffer is freed', async () => {
+  await tf.setBackend('wasm');
+  const before = tf.memory().numBytes;
+  const original = tf.tensor1d([1, 2, 3, 4]);
+  const copy = tf.clone(original);
+  original.dispose();
+  assert.deepEqual(Array.from(await copy.data()), [1, 2, 3, 4]);
+  // A gradient path that saves tensors for backward (the clones the sharing Identity serves).
+  const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(x, x)))(copy);
+  assert.deepEqual(Array.from(await g.data()), [2, 4, 6, 8]);
+  tf.dispose([copy, g]);
+  assert.equal(tf.memory().numBytes, before);
+});
