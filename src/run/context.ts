@@ -115,6 +115,8 @@ interface StagedRun {
   profile: string;
   seed: number;
   config: object;
+  /** What the convolutions multiplied in: a resumed curve must not mix fp32 and bf16 epochs. */
+  precision?: string;
 }
 const STAGED_RUN = 'staged-run.json';
 
@@ -142,7 +144,7 @@ export class RunContext {
     mkdirSync(this.dir, { recursive: true });
     this.releaseLock = acquireLock(this.dir, (l) => this.log(l));
     try {
-      const staged: StagedRun = { experiment, profile: options.profile, seed: options.seed, config };
+      const staged: StagedRun = { experiment, profile: options.profile, seed: options.seed, config, precision: backend.precision };
       if (options.resume) this.checkResumable(staged);
       else this.clearStaging();
       writeJsonAtomic(this.path(STAGED_RUN), staged);
@@ -166,8 +168,9 @@ export class RunContext {
       );
     const saved = readJson<StagedRun>(file);
     const differences = configDifferences(
-      { seed: saved.seed, profile: saved.profile, ...saved.config },
-      { seed: requested.seed, profile: requested.profile, ...requested.config },
+      // Staging folders from before precision was recorded are not checked for it.
+      { seed: saved.seed, profile: saved.profile, precision: saved.precision ?? requested.precision, ...saved.config },
+      { seed: requested.seed, profile: requested.profile, precision: requested.precision, ...requested.config },
       ['checkpoint', 'requested'],
     );
     if (differences.length > 0)
