@@ -197,19 +197,23 @@ test('autoencoder: switched-off latent units are named only when some are off', 
 
 // ---- q3-mean-latent ----------------------------------------------------------------------------
 
-test('q3: decoder(μ) is said to differ from the pixel mean only when it does', () => {
-  const lambda = (muVsPixelMeanL1: number, accuracy: number) => ({
+test('q3: decoder(μ) is said to differ from the pixel mean, and the decoder to be non-linear, only when the numbers show it', () => {
+  const lambda = (muVsPixelMeanL1: number, accuracy: number, muVsMeanDecodedL1 = 0.05) => ({
     mu: [0.5, 0],
     deadUnits: 1,
     muVsPixelMeanL1,
+    muVsMeanDecodedL1,
     nearestClassMeanAccuracy: accuracy,
   });
   const differs = q3Observations({ 2: lambda(0.05, 0.4), 32: lambda(0.04, 0.8) }, [2, 32], 100);
   assert.match(differs, /It is not the pixel average/);
+  assert.match(differs, /At λ = 2, 32 decoder\(μ\) also differs from mean\(decoder\(z\)\)/);
   assert.match(differs, /separate the digits better at λ = 32/);
-  const close = q3Observations({ 2: lambda(0.001, 0.8), 32: lambda(0.04, 0.4) }, [2, 32], 100);
+  const close = q3Observations({ 2: lambda(0.001, 0.8, 0.001), 32: lambda(0.04, 0.4, 0.002) }, [2, 32], 100);
   assert.doesNotMatch(close, /It is not the pixel average/);
   assert.match(close, /At λ = 2 it is within 0\.01 per pixel/);
+  assert.doesNotMatch(close, /non-linear/);
+  assert.match(close, /within 0\.01 per pixel of mean\(decoder\(z\)\)/);
   assert.match(close, /no better at λ = 32/);
 });
 
