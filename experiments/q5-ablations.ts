@@ -149,7 +149,8 @@ export function observations({ epochs, trainImages, testImages, results, noisePo
     '# Q5 ablations: observations',
     '',
     `*Written from the measured numbers of this run: ${epochs} epochs on ${trainImages} training images, tested on ${testImages}; ` +
-      "every variant starts from the recipe's initial weights and data order.*",
+      "every variant starts from the recipe's initial weights and data order, except where its change makes that impossible " +
+      '(another seed; other widths, whose weights have other shapes).*',
     '',
     reruns.length > 0
       ? `- The recipe reached ${pct(recipe.testAcc, 2)}; on other seeds ${reruns.map((r) => pct(r.testAcc, 2)).join(', ')}: ` +
