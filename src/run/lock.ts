@@ -1,11 +1,10 @@
 // One a2 process per staging folder: two runs of the same experiment into the same outputs
 // folder would share its files and checkpoints, and the later would silently replace the
 // earlier. The lock file names its holder so the refusal can say who it is.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RunError } from '../errors.js';
-import { writeJsonAtomic } from './files.js';
 
 export const LOCK_FILE = 'lock.json';
 
@@ -48,24 +47,40 @@ export function acquireLock(dir: string, log: (line: string) => void): () => voi
     startedAt: new Date().toISOString(),
     command: process.argv.slice(2).join(' '),
   };
+  // The lock appears whole or not at all: written to a file of our own, then hard-linked into
+  // place (link fails if the name exists), so no reader ever sees it empty or half-written.
+  const mine = `${file}.${process.pid}.tmp`;
+  writeFileSync(mine, `${JSON.stringify(me, null, 2)}\n`);
   try {
-    writeFileSync(file, `${JSON.stringify(me, null, 2)}\n`, { flag: 'wx' });
-  } catch (err) {
-    if ((err as { code?: string }).code !== 'EEXIST') throw err;
-    const holder = readHolder(file);
-    if (holder && (holder.host !== me.host || isRunning(holder.pid))) {
-      throw new RunError(
-        `${dir} is in use by another a2 run (pid ${holder.pid} on ${holder.host}, started ${holder.startedAt}${holder.command ? `: a2 ${holder.command}` : ''}); wait for it to finish or use another --out${holder.host !== me.host ? `, or delete ${file} if that run is gone` : ''}`,
-      );
+    for (let attempt = 0; ; attempt++) {
+      try {
+        linkSync(mine, file);
+        return () => {
+          if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
+        };
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EEXIST' || attempt >= 3) throw err;
+      }
+      const holder = readHolder(file);
+      if (holder && (holder.host !== me.host || isRunning(holder.pid))) {
+        throw new RunError(
+          `${dir} is in use by another a2 run (pid ${holder.pid} on ${holder.host}, started ${holder.startedAt}${holder.command ? `: a2 ${holder.command}` : ''}); wait for it to finish or use another --out${holder.host !== me.host ? `, or delete ${file} if that run is gone` : ''}`,
+        );
+      }
+      // Moving the stale lock aside succeeds for one process only; the others find it gone and retry the link.
+      try {
+        renameSync(file, `${file}.stale-${process.pid}`);
+        rmSync(`${file}.stale-${process.pid}`, { force: true });
+        log(
+          holder
+            ? `note: taking over the lock of pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
+            : `note: taking over an unreadable lock file ${file}`,
+        );
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      }
     }
-    log(
-      holder
-        ? `note: taking over the lock of pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
-        : `note: taking over an unreadable lock file ${file}`,
-    );
-    writeJsonAtomic(file, me);
+  } finally {
+    rmSync(mine, { force: true });
   }
-  return () => {
-    if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
-  };
 }
