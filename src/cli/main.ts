@@ -130,6 +130,8 @@ export async function planRun(
 }
 
 async function runCommand(names: string[], flags: RunFlags, registry: RegistryEntry[], log: (l: string) => void): Promise<number> {
+  // Pin the commit before any experiment's code is loaded: every run.json of this process names it.
+  (await import('../run/index.js')).loadedCodeGitState();
   const plans = await planRun(names, flags, registry, log);
 
   // Loaded only now, so `a2 list` and usage errors never pay for the backend.

@@ -15,7 +15,7 @@ import { describeCheckpoints } from './checkpoint.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
 import { stopLiveProgress } from './progress.js';
 import { LOCK_FILE, acquireLock } from './lock.js';
-import { gitState, packageVersions } from './manifest.js';
+import { loadedCodeGitState, packageVersions } from './manifest.js';
 
 export const PROFILES = ['full', 'quick', 'smoke'] as const;
 export type Profile = (typeof PROFILES)[number];
@@ -129,7 +129,7 @@ export class RunContext {
   readonly manifestExtras: Record<string, unknown> = {};
   private readonly started = new Date();
   // The code that runs is the code at the start: commits made while a long run trains are not it.
-  private readonly git = gitState();
+  private readonly git = loadedCodeGitState();
   private readonly releaseLock: () => void;
 
   constructor(

@@ -3,7 +3,7 @@ export type { Experiment, LandedRun, Profile, RunOptions } from './context.js';
 export { LossWatch } from './divergence.js';
 export { writeAtomic, writeJsonAtomic } from './files.js';
 export { LOCK_FILE, acquireLock } from './lock.js';
-export { PROJECT_ROOT, gitCommit, gitState, packageVersions } from './manifest.js';
+export { PROJECT_ROOT, gitCommit, gitState, loadedCodeGitState, packageVersions } from './manifest.js';
 export { epochProgress } from './progress.js';
 export type { EpochProgress } from './progress.js';
 export { loadModel, modelSummary, saveModel } from './models.js';

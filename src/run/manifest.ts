@@ -38,6 +38,18 @@ export function gitCommit(): string | null {
 }
 
 /** The commit (as gitCommit) and the tracked files, relative to the project, that differ from it. */
+let atLoad: ReturnType<typeof gitState> | undefined;
+
+/**
+ * The git state of the code this process runs: read once, at the first call, which the CLI makes
+ * before it loads any experiment. A run that starts later in the same process (the fifth of
+ * `a2 run all`) runs the code loaded then, not whatever HEAD has become since.
+ */
+export function loadedCodeGitState(): ReturnType<typeof gitState> {
+  atLoad ??= gitState();
+  return atLoad;
+}
+
 export function gitState(): { commit: string | null; dirtyPaths: string[] } {
   const git = (...args: string[]) => execFileSync('git', args, { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   try {
