@@ -104,16 +104,30 @@ function nearestMeanAccuracy(latents: Float32Array[], labels: Uint8Array, classM
 
 function latentScatter(latents: Float32Array[], labels: Uint8Array, limit: number): TopLevelSpec {
   const n = limit > 0 ? Math.min(limit, latents.length) : latents.length;
+  // A latent unit the ReLU switched off is the same value for every image: its axis would have one
+  // tick repeated. Such an axis gets a unit-wide domain around the value and the title says why.
+  const constant = [0, 1].map((k) => {
+    const values = latents.slice(0, n).map((z) => z[k]);
+    return Math.min(...values) === Math.max(...values) ? values[0] : undefined;
+  });
+  const axis = (k: number) =>
+    constant[k] === undefined
+      ? { field: `z${k + 1}`, type: 'quantitative' as const }
+      : { field: `z${k + 1}`, type: 'quantitative' as const, scale: { domain: [constant[k]! - 1, constant[k]! + 1] } };
+  const dead = constant.flatMap((v, k) => (v === undefined ? [] : [`z${k + 1} = ${v} for every image (a dead latent unit)`]));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `Q3: λ = 2 latents of ${n} test images, coloured by digit`,
+    title: {
+      text: `Q3: λ = 2 latents of ${n} test images, coloured by digit`,
+      ...(dead.length ? { subtitle: `${dead.join('; ')}: the codes lie on a line` } : {}),
+    },
     width: 460,
     height: 400,
     data: { values: Array.from({ length: n }, (_, i) => ({ z1: latents[i][0], z2: latents[i][1], digit: String(labels[i]) })) },
     mark: { type: 'circle', size: 8, opacity: 0.5 },
     encoding: {
-      x: { field: 'z1', type: 'quantitative' },
-      y: { field: 'z2', type: 'quantitative' },
+      x: axis(0),
+      y: axis(1),
       color: { field: 'digit', type: 'nominal', scale: { scheme: 'category10' } },
     },
   } as TopLevelSpec;
