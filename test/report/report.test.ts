@@ -49,3 +49,15 @@ test('index.html opens in Chromium with every image loaded and nothing wider tha
   assert.equal(page.headings.length, 9);
   assert.ok(existsSync(shot));
 });
+
+test('report --check --allow-missing lets named missing results through, still listed, and nothing else', async () => {
+  const out = tempDir();
+  const names = registry.map((e) => e.name);
+  const all = await a2('report', '--check', '--out', out, '--allow-missing', names.join(','));
+  assert.equal(all.code, 0, all.lines.join('\n'));
+  assert.equal(all.lines.filter((l) => l.endsWith('[allowed by --allow-missing]')).length, names.length);
+  const allButOne = await a2('report', '--check', '--out', out, '--allow-missing', names.slice(1).join(','));
+  assert.equal(allButOne.code, 1);
+  assert.ok(allButOne.lines.includes(`${names[0]}: missing (no ${path.join(out, names[0], 'metrics.json')}; run npx a2 run ${names[0]})`));
+  assert.equal((await a2('report', '--check', '--out', out, '--allow-missing', 'q9-nothing')).code, 2);
+});
