@@ -9,7 +9,7 @@ import { CIFAR_CLASSES, loadCifar } from '../src/data/index.js';
 import { barChart, markdownTable } from '../src/plot/index.js';
 import { figures, list, num, obj, str } from '../src/report/declare.js';
 import { type Experiment, type RunContext, finishedParts } from '../src/run/index.js';
-import { type EpochRecord, RECIPE, type Recipe, evaluate, firstN, pct, train } from './cifar.js';
+import { type EpochRecord, RECIPE, type Recipe, NO_TTA, evaluate, firstN, pct, train } from './cifar.js';
 
 /** One run: the recipe with `change` applied, on the run's seed plus `seedOffset`. */
 interface Variant {
@@ -73,7 +73,7 @@ async function run(config: Config, ctx: RunContext) {
       change: variant.change,
       seed,
       testAcc: last.testAcc,
-      testAccNoFlipTta: evaluate(model, testSplit, false).acc,
+      testAccNoFlipTta: evaluate(model, testSplit, NO_TTA).acc,
       trainAcc: last.trainAcc,
       seconds: epochs.reduce((s, e) => s + e.seconds, 0),
       epochs,
@@ -199,7 +199,7 @@ export const experiment: Experiment<Config, Metrics> = {
       trainImages: 300,
       testImages: 200,
       widths: [8, 16, 16, 32],
-      warmupEpochs: 1,
+      warmup: 0.5,
       variants: defaults.variants.map((v) => (v.change.widths ? { ...v, change: { widths: [4, 8, 8, 16] } } : v)),
     },
   },

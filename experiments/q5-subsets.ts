@@ -10,7 +10,7 @@ import { loadCifar } from '../src/data/index.js';
 import { lineChart, markdownTable } from '../src/plot/index.js';
 import { figures, list, num, obj } from '../src/report/declare.js';
 import { type Experiment, type RunContext, finishedParts, readJson } from '../src/run/index.js';
-import { RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
+import { NO_TTA, RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
 import { experiment as fullRun } from './q5-cifar.js';
 
 /** One subset size and what is tried on it: every lr × weight decay, for `steps` optimizer steps. */
@@ -60,7 +60,7 @@ interface SizeResult {
     steps: number;
     lr: number;
     weightDecay: number;
-    warmupEpochs: number;
+    warmup: number;
     labelSmoothing: number;
   };
   tried: Trial[];
@@ -98,13 +98,13 @@ async function run(config: Config, ctx: RunContext) {
     const subset = balancedSubset(fullTrain, plan.perClass);
     const batchSize = Math.min(plan.batchSize, subset.count);
     const epochs = Math.max(1, Math.ceil((plan.steps * batchSize) / subset.count));
-    const warmupEpochs = Math.max(1, Math.round(epochs / 10));
+    const warmup = Math.max(1, Math.round(epochs / 10)) / epochs;
     const tried: Trial[] = [];
     let best: { model: Awaited<ReturnType<typeof train>>['model']; trial: Trial } | undefined;
     for (const lr of plan.lrs) {
       for (const weightDecay of plan.weightDecays) {
         const started = performance.now();
-        const recipe = { ...config, epochs, batchSize, lr, weightDecay, warmupEpochs };
+        const recipe = { ...config, epochs, batchSize, lr, weightDecay, warmup };
         const { model, epochs: records } = await train(recipe, subset, validation, ctx, {
           label: `${plan.perClass}/class lr ${lr} wd ${weightDecay}`,
           evalEveryEpoch: false,
@@ -127,8 +127,8 @@ async function run(config: Config, ctx: RunContext) {
     const result: SizeResult = {
       perClass: plan.perClass,
       images: subset.count,
-      trainAcc: evaluate(chosen.model, subset, false).acc,
-      testAcc: evaluate(chosen.model, testSplit, config.flipTta).acc,
+      trainAcc: evaluate(chosen.model, subset, NO_TTA).acc,
+      testAcc: evaluate(chosen.model, testSplit, config).acc,
       validationAcc: chosen.trial.validationAcc,
       hyper: {
         epochs,
@@ -136,7 +136,7 @@ async function run(config: Config, ctx: RunContext) {
         steps: plan.steps,
         lr: chosen.trial.lr,
         weightDecay: chosen.trial.weightDecay,
-        warmupEpochs,
+        warmup,
         labelSmoothing: config.labelSmoothing,
       },
       tried,

@@ -11,7 +11,7 @@ import { a2, DATA_DIR, ROOT, tempDir } from '../helpers.js';
 await initBackend('wasm');
 
 test('the learning rate warms up linearly, peaks, and decays linearly to zero', () => {
-  const c = { lr: 0.2, epochs: 10, warmupEpochs: 2 };
+  const c = { lr: 0.2, epochs: 10, warmup: 0.2 };
   assert.equal(learningRateAt(0, c), 0);
   assert.ok(Math.abs(learningRateAt(1, c) - 0.1) < 1e-12);
   assert.ok(Math.abs(learningRateAt(2, c) - 0.2) < 1e-12);
