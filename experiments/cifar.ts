@@ -339,19 +339,19 @@ class Lookahead {
       return;
     }
     const keep = 0.95 ** 5 * (step / this.totalSteps) ** 3;
-    tf.tidy(() =>
-      this.average!.forEach((avg, i) => {
+    tf.tidy(() => {
+      for (const [i, avg] of this.average!.entries()) {
         avg.assign(tf.add(tf.mul(avg, keep), tf.mul(weights[i], 1 - keep)));
         weights[i].assign(avg);
-      }),
-    );
+      }
+    });
   }
 
   /** Sets the weights to the average (at the end of each epoch, before evaluating). */
   settle(): void {
     if (!this.average) return;
     const weights = this.model.weights.map((w) => w.read() as tf.Variable);
-    this.average.forEach((avg, i) => weights[i].assign(avg));
+    for (const [i, avg] of this.average.entries()) weights[i].assign(avg);
   }
 
   dispose(): void {
