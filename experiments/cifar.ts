@@ -192,8 +192,11 @@ export function whiteningKernel(split: CifarSplit, images = 5000, epsilon = 5e-4
 /** Multiplies its input by a constant: the head's logit scale. */
 class Scale extends tf.layers.Layer {
   static className = 'A2Scale';
-  constructor(private readonly factor: number) {
-    super({});
+  private readonly factor: number;
+  // tfjs rebuilds a saved layer as new Scale(getConfig()), so the factor rides in the config.
+  constructor(args: { factor: number; name?: string }) {
+    super(args);
+    this.factor = args.factor;
   }
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.mul(Array.isArray(inputs) ? inputs[0] : inputs, this.factor);
@@ -202,6 +205,7 @@ class Scale extends tf.layers.Layer {
     return { ...super.getConfig(), factor: this.factor };
   }
 }
+tf.serialization.registerClass(Scale);
 
 export type NetOptions = Pick<Recipe, 'whiten' | 'dirac' | 'logitScale'>;
 const PLAIN_NET: NetOptions = { whiten: false, dirac: false, logitScale: 1 };
@@ -219,24 +223,23 @@ export function makeCifarNet(widths: number[], options: NetOptions = PLAIN_NET):
     if (pool) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
     return new BatchNorm({ momentum: 0.9, epsilon: 1e-5, relu: true }).apply(h) as tf.SymbolicTensor;
   };
-  if (options.whiten && widths[0] !== 24)
-    throw new Error(`the whitening stem has 24 channels (2×2 patches × 3 colours, and their negatives); widths[0] is ${widths[0]}`);
-  let h = options.whiten
-    ? (tf.layers
-        .conv2d({ filters: 24, kernelSize: 2, padding: 'valid', activation: 'relu', name: 'whiten' })
-        .apply(input) as tf.SymbolicTensor)
-    : convBnRelu(input, widths[0], false);
+  // The whitening stem has 24 channels whatever widths[0] says: 2×2 patches × 3 colours, and their negatives.
+  const stem = options.whiten
+    ? tf.layers.conv2d({ filters: 24, kernelSize: 2, padding: 'valid', activation: 'relu', name: 'whiten' })
+    : tf.layers.conv2d({ filters: widths[0], kernelSize: 3, padding: 'same', useBias: false, kernelInitializer: 'heNormal' });
+  let h = stem.apply(input) as tf.SymbolicTensor;
+  if (!options.whiten) h = new BatchNorm({ momentum: 0.9, epsilon: 1e-5, relu: true }).apply(h) as tf.SymbolicTensor;
   for (const width of widths.slice(1)) h = convBnRelu(convBnRelu(h, width, true), width, false);
   h = tf.layers.globalMaxPooling2d({}).apply(h) as tf.SymbolicTensor;
   // A small head init keeps the first logits near zero (loss ≈ ln 10) whatever the max-pooled feature scale.
   let logits = tf.layers
     .dense({ units: 10, useBias: false, kernelInitializer: tf.initializers.randomNormal({ stddev: 0.01 }) })
     .apply(h) as tf.SymbolicTensor;
-  if (options.logitScale !== 1) logits = new Scale(options.logitScale).apply(logits) as tf.SymbolicTensor;
+  if (options.logitScale !== 1) logits = new Scale({ factor: options.logitScale }).apply(logits) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: logits, name: 'cifar_net' });
   if (options.dirac)
     for (const layer of model.layers) {
-      if (layer.getClassName() !== 'Conv2D' || layer.name === 'whiten') continue;
+      if (layer.getClassName() !== 'Conv2D' || layer === stem) continue;
       // Identity on the first min(in, out) channels: a block starts as (nearly) a pass-through, an implicit residual.
       const [kernel] = layer.getWeights();
       const [kh, kw, cin, cout] = kernel.shape;
@@ -285,15 +288,15 @@ export interface EpochRecord {
 export type Tta = Pick<Recipe, 'flipTta' | 'translateTta'>;
 export const NO_TTA: Tta = { flipTta: false, translateTta: false };
 
-/** The views and their weights: the image (and its mirror), then half the weight on ±1-pixel shifts of both. */
+/** The views and their weights: the image (and its mirror); with translateTta, half the weight on its ±1-pixel shifts (and theirs). */
 function ttaViews(tta: Tta): { view: View; weight: number }[] {
-  const plain = (dy: number, dx: number) => ({ mirror: false, dy, dx });
-  if (!tta.flipTta) return [{ view: plain(0, 0), weight: 1 }];
-  const pair = (dy: number, dx: number) => [plain(dy, dx), { mirror: true, dy, dx }];
-  if (!tta.translateTta) return pair(0, 0).map((view) => ({ view, weight: 1 / 2 }));
+  const at = (dy: number, dx: number) => (tta.flipTta ? [false, true] : [false]).map((mirror) => ({ mirror, dy, dx }));
+  const centre = at(0, 0);
+  if (!tta.translateTta) return centre.map((view) => ({ view, weight: 1 / centre.length }));
+  const shifted = [...at(-1, -1), ...at(1, 1)];
   return [
-    ...pair(0, 0).map((view) => ({ view, weight: 1 / 4 })),
-    ...[...pair(-1, -1), ...pair(1, 1)].map((view) => ({ view, weight: 1 / 8 })),
+    ...centre.map((view) => ({ view, weight: 1 / 2 / centre.length })),
+    ...shifted.map((view) => ({ view, weight: 1 / 2 / shifted.length })),
   ];
 }
 
@@ -335,7 +338,7 @@ class Lookahead {
     if (step < 0.3 * this.totalSteps || step % 5 !== 0) return;
     const weights = this.model.weights.map((w) => w.read() as tf.Variable);
     if (!this.average) {
-      this.average = weights.map((w) => tf.variable(w.clone(), false));
+      this.start();
       return;
     }
     const keep = 0.95 ** 5 * (step / this.totalSteps) ** 3;
@@ -345,6 +348,15 @@ class Lookahead {
         weights[i].assign(avg);
       }
     });
+  }
+
+  private start(): void {
+    this.average = this.model.weights.map((w) => tf.variable(w.read(), false));
+  }
+
+  /** After a resume at `step`: the checkpointed net is the average (settle() ran before the save). */
+  resume(step: number): void {
+    if (step >= 0.3 * this.totalSteps && !this.average) this.start();
   }
 
   /** Sets the weights to the average (at the end of each epoch, before evaluating). */
@@ -407,6 +419,7 @@ export async function train(
   // Lookahead keeps an average of every weight (moving BN statistics too) and pulls the net to it.
   // At each epoch's end the net is the average, so a checkpoint of the net holds the whole state.
   const lookahead = recipe.lookahead ? new Lookahead(model, steps * recipe.epochs) : undefined;
+  lookahead?.resume(epochs.length * steps);
   const watch = new LossWatch(label, recipe.lr, ctx.options.overrides.lr !== undefined);
   for (let epoch = epochs.length + 1; epoch <= recipe.epochs; epoch++) {
     // Each epoch's shuffle and augmentation come from (seed, epoch) alone, so a resumed run repeats them.

@@ -1,10 +1,12 @@
 // The parts of the Q5 recipe taken from airbench, each checked against what it claims to do.
+import path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RECIPE, alternatingFlip, evaluate, learningRateAt, makeBatch, makeCifarNet, whiteningKernel } from '../../experiments/cifar.js';
 import { loadCifar } from '../../src/data/index.js';
 import { initBackend, tf } from '../../src/tensor/index.js';
-import { DATA_DIR } from '../helpers.js';
+import { saveModel, loadModel } from '../../src/run/models.js';
+import { DATA_DIR, tempDir } from '../helpers.js';
 
 // fp32: the checks below are exact up to float rounding, which bf16 convolutions are not.
 await initBackend('wasm', { precision: 'fp32' });
@@ -97,4 +99,16 @@ test('flip + translate TTA averages six views; a net blind to position and mirro
   const all = evaluate(net, images, { ...RECIPE, flipTta: true, translateTta: true });
   assert.equal(flip.loss.toFixed(6), plain.loss.toFixed(6), 'mirroring does not change channel means');
   assert.ok(Math.abs(all.loss - plain.loss) < 0.02 * plain.loss, `${all.loss} vs ${plain.loss}`);
+});
+
+test('a net with the whitening stem and a logit scale survives a checkpoint: same logits after loading', async () => {
+  const net = makeCifarNet([24, 8, 16, 16], { whiten: true, dirac: true, logitScale: 1 / 9 });
+  const dir = tempDir();
+  await saveModel(net, path.join(dir, 'model'));
+  const loaded = await loadModel(path.join(dir, 'model'));
+  const x = tf.randomNormal([2, 32, 32, 3]);
+  const a = (net.predict(x) as tf.Tensor).dataSync(),
+    b = (loaded.predict(x) as tf.Tensor).dataSync();
+  assert.deepEqual(Array.from(b), Array.from(a));
+  assert.ok(Math.max(...Array.from(a, Math.abs)) > 0, 'the logits are not all zero');
 });
