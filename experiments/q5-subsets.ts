@@ -32,13 +32,14 @@ const defaults: Config = {
   ...RECIPE,
   validationPerClass: 500,
   testImages: 0,
-  // Steps grow with the data (the smaller sets are memorised long before); the grids centre on
-  // what the quick profile and the full-set recipe suggested, widening weight decay where data is scarce.
+  // Steps grow with the data (the smaller sets are memorised long before). Learning rates centre on
+  // the recipe's rate per image (lr / batchSize) times each size's batch; weight decay widens to 10×
+  // the recipe's where data is scarce.
   sizes: [
-    { perClass: 1, steps: 300, batchSize: 10, lrs: [0.01, 0.03, 0.1], weightDecays: [5e-4, 5e-2] },
-    { perClass: 10, steps: 400, batchSize: 50, lrs: [0.03, 0.1], weightDecays: [5e-4, 5e-2] },
-    { perClass: 100, steps: 600, batchSize: 128, lrs: [0.1, 0.2], weightDecays: [5e-4, 5e-3] },
-    { perClass: 1000, steps: 800, batchSize: 256, lrs: [0.1, 0.2], weightDecays: [5e-4] },
+    { perClass: 1, steps: 300, batchSize: 10, lrs: [0.015, 0.05], weightDecays: [0.009, 0.09] },
+    { perClass: 10, steps: 400, batchSize: 50, lrs: [0.04, 0.08], weightDecays: [0.009, 0.09] },
+    { perClass: 100, steps: 600, batchSize: 128, lrs: [0.1, 0.2], weightDecays: [0.009, 0.09] },
+    { perClass: 1000, steps: 800, batchSize: 256, lrs: [0.2, 0.4], weightDecays: [0.009] },
   ],
 };
 
@@ -98,13 +99,12 @@ async function run(config: Config, ctx: RunContext) {
     const subset = balancedSubset(fullTrain, plan.perClass);
     const batchSize = Math.min(plan.batchSize, subset.count);
     const epochs = Math.max(1, Math.ceil((plan.steps * batchSize) / subset.count));
-    const warmup = Math.max(1, Math.round(epochs / 10)) / epochs;
     const tried: Trial[] = [];
     let best: { model: Awaited<ReturnType<typeof train>>['model']; trial: Trial } | undefined;
     for (const lr of plan.lrs) {
       for (const weightDecay of plan.weightDecays) {
         const started = performance.now();
-        const recipe = { ...config, epochs, batchSize, lr, weightDecay, warmup };
+        const recipe = { ...config, epochs, batchSize, lr, weightDecay };
         const { model, epochs: records } = await train(recipe, subset, validation, ctx, {
           label: `${plan.perClass}/class lr ${lr} wd ${weightDecay}`,
           evalEveryEpoch: false,
@@ -136,7 +136,7 @@ async function run(config: Config, ctx: RunContext) {
         steps: plan.steps,
         lr: chosen.trial.lr,
         weightDecay: chosen.trial.weightDecay,
-        warmup,
+        warmup: config.warmup,
         labelSmoothing: config.labelSmoothing,
       },
       tried,
@@ -275,22 +275,22 @@ export const experiment: Experiment<Config, Metrics> = {
   },
   profiles: {
     quick: {
-      widths: [16, 32, 64, 128],
+      widths: [24, 32, 64, 64],
       validationPerClass: 100,
       testImages: 2000,
       sizes: [
-        { perClass: 1, steps: 150, batchSize: 10, lrs: [0.01, 0.05], weightDecays: [5e-4] },
-        { perClass: 10, steps: 200, batchSize: 50, lrs: [0.03, 0.1], weightDecays: [5e-4] },
-        { perClass: 100, steps: 300, batchSize: 128, lrs: [0.1], weightDecays: [5e-4] },
+        { perClass: 1, steps: 150, batchSize: 10, lrs: [0.015, 0.05], weightDecays: [0.009] },
+        { perClass: 10, steps: 200, batchSize: 50, lrs: [0.04, 0.08], weightDecays: [0.009] },
+        { perClass: 100, steps: 300, batchSize: 128, lrs: [0.2], weightDecays: [0.009] },
       ],
     },
     smoke: {
-      widths: [8, 16, 16, 32],
+      widths: [24, 8, 16, 16],
       validationPerClass: 10,
       testImages: 200,
       sizes: [
-        { perClass: 1, steps: 4, batchSize: 10, lrs: [0.05], weightDecays: [5e-4, 5e-2] },
-        { perClass: 10, steps: 4, batchSize: 50, lrs: [0.05], weightDecays: [5e-4] },
+        { perClass: 1, steps: 4, batchSize: 10, lrs: [0.05], weightDecays: [0.009, 0.09] },
+        { perClass: 10, steps: 4, batchSize: 50, lrs: [0.05], weightDecays: [0.009] },
       ],
     },
   },

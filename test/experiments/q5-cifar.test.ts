@@ -77,8 +77,23 @@ const SMOKE_NET_FLOPS =
   conv3x3(4, 32, 32) +
   2 * 32 * 10;
 
+/** 2 × multiply-adds of a k×k conv producing side × side outputs. */
+const conv = (k: number, side: number, cin: number, cout: number) => 2 * side * side * k * k * cin * cout;
+// The smoke profile's net: the 2×2 whitening stem (3 → 24, 31² outputs, no padding), blocks of
+// 8/16/16 at 31², 15², 7² and 3² (pools floor odd sides), then the 16 → 10 head.
+const WHITENED_SMOKE_NET_FLOPS =
+  conv(2, 31, 3, 24) +
+  conv(3, 31, 24, 8) +
+  conv(3, 15, 8, 8) +
+  conv(3, 15, 8, 16) +
+  conv(3, 7, 16, 16) +
+  conv(3, 7, 16, 16) +
+  conv(3, 3, 16, 16) +
+  2 * 16 * 10;
+
 test('forward FLOPs count every conv and the head of the net', () => {
   assert.equal(forwardFlops(makeCifarNet([8, 16, 16, 32])), SMOKE_NET_FLOPS);
+  assert.equal(forwardFlops(makeCifarNet([24, 8, 16, 16], { whiten: true, dirac: true, logitScale: 1 / 9 })), WHITENED_SMOKE_NET_FLOPS);
 });
 
 interface Q5Metrics {
@@ -99,8 +114,8 @@ test('smoke run writes the four curves and the combined figure', async () => {
   const metrics = metricsOf(out);
   assert.equal(metrics.epochs.length, 2);
   // The smoke net on 300 images: 3 × forward FLOPs × 300 images × 2 epochs.
-  assert.equal(metrics.forwardFlopsPerImage, SMOKE_NET_FLOPS);
-  assert.equal(metrics.trainingFlops, 3 * SMOKE_NET_FLOPS * 300 * 2);
+  assert.equal(metrics.forwardFlopsPerImage, WHITENED_SMOKE_NET_FLOPS);
+  assert.equal(metrics.trainingFlops, 3 * WHITENED_SMOKE_NET_FLOPS * 300 * 2);
   assert.deepEqual(
     metrics.timeToAccuracy.map((t) => t.target),
     [0.9, 0.93, 0.94],
@@ -147,7 +162,7 @@ test('q5-subsets runs q5-cifar first when it is missing, tunes each size on vali
 });
 
 interface AblationMetrics {
-  variants: { name: string; seed: number; testAcc: number; testAccNoFlipTta: number; epochs: { trainLoss: number }[] }[];
+  variants: { name: string; seed: number; testAcc: number; testAccNoTta: number; epochs: { trainLoss: number }[] }[];
 }
 
 test('q5-ablations killed between variants resumes, keeping the finished ones, with the numbers of an unbroken run', async () => {
@@ -158,7 +173,7 @@ test('q5-ablations killed between variants resumes, keeping the finished ones, w
   const ref = ablationsOf(reference);
   assert.deepEqual(
     ref.variants.map((v) => v.seed),
-    [0, 1, 0, 0, 0, 0],
+    [0, 1, 0, 0, 0, 0, 0, 0],
   );
   assert.notDeepEqual(ref.variants[0].epochs, ref.variants[2].epochs, 'a changed part changes the run');
 
@@ -182,8 +197,8 @@ test('q5-ablations killed between variants resumes, keeping the finished ones, w
   assert.equal(code, 0, lines.join('\n'));
   assert.equal(lines.filter((l) => l.includes('done in the interrupted run, kept')).length, kept);
   assert.deepEqual(
-    ablationsOf(out).variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]),
-    ref.variants.map((v) => [v.name, v.testAcc, v.testAccNoFlipTta]),
+    ablationsOf(out).variants.map((v) => [v.name, v.testAcc, v.testAccNoTta]),
+    ref.variants.map((v) => [v.name, v.testAcc, v.testAccNoTta]),
   );
 });
 
@@ -210,7 +225,7 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
 
   const changed = await a2(...args, '--lr', '0.05', '--batch-size', '32', '--out', out, '--resume');
   assert.equal(changed.code, 2, 'a resume with other flags is refused');
-  assert.match(changed.errors.join('\n'), /--resume: .*lr: checkpoint 0\.2 vs requested 0\.05/);
+  assert.match(changed.errors.join('\n'), /--resume: .*lr: checkpoint 0\.1 vs requested 0\.05/);
   assert.match(changed.errors.join('\n'), /batchSize: checkpoint 64 vs requested 32/);
   assert.ok(existsSync(checkpoint), 'the refused resume keeps the checkpoint');
 
