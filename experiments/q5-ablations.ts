@@ -4,7 +4,7 @@
 // tested on all 10,000; the recipe is also run on a second seed, so each difference can be read
 // against seed-to-seed noise. Test-time augmentation costs no training: every variant is tested
 // with and without it.
-//   npx a2 run q5-ablations               8 short runs, ≈ 35 min here
+//   npx a2 run q5-ablations               8 short runs (the last one's duration: outputs/q5-ablations/run.json)
 //   npx a2 run q5-ablations --resume      skip the variants an interrupted run finished
 import { CIFAR_CLASSES, loadCifar } from '../src/data/index.js';
 import { barChart, markdownTable } from '../src/plot/index.js';

@@ -3,7 +3,7 @@
 // 10,000 test images. Each size gets its own small search over learning rate and weight decay,
 // chosen on validation images drawn from the training set outside every subset (the test set
 // picks nothing); every trial is recorded. The full-set point is q5-cifar's run (run first if missing).
-//   npx a2 run q5-subsets                  ≈ 50 min here
+//   npx a2 run q5-subsets                  the last run's duration: outputs/q5-subsets/run.json
 //   npx a2 run q5-subsets --resume         skip the sizes an interrupted run finished
 import path from 'node:path';
 import { loadCifar } from '../src/data/index.js';
