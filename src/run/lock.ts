@@ -34,6 +34,37 @@ function readHolder(file: string): LockHolder | undefined {
   }
 }
 
+const sameHolder = (a: LockHolder | undefined, b: LockHolder | undefined) =>
+  a === undefined ? b === undefined : b !== undefined && a.pid === b.pid && a.host === b.host && a.startedAt === b.startedAt;
+
+/**
+ * Moves the lock judged stale (its holder `stale`) out of the way; true if it was that lock.
+ * The rename succeeds for one process only; the others find the name gone and retry the link.
+ * Between reading the holder and the rename, another process may have taken the stale lock over
+ * and linked its own live one: then the live lock is what moved, and it is linked back.
+ */
+export function moveAsideStale(file: string, stale: LockHolder | undefined): boolean {
+  const aside = `${file}.stale-${process.pid}`;
+  try {
+    renameSync(file, aside);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return false;
+    throw err;
+  }
+  try {
+    if (sameHolder(readHolder(aside), stale)) return true;
+    try {
+      linkSync(aside, file);
+    } catch (err) {
+      // EEXIST: a third process holds the name now; the live lock we moved was replaced anyway.
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
+    return false;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+}
+
 /**
  * Takes `dir`/lock.json for this process, or throws a RunError naming the process that holds it.
  * A lock whose holder is gone (same host, pid no longer running) is taken over, with a note.
@@ -67,18 +98,12 @@ export function acquireLock(dir: string, log: (line: string) => void): () => voi
           `${dir} is in use by another a2 run (pid ${holder.pid} on ${holder.host}, started ${holder.startedAt}${holder.command ? `: a2 ${holder.command}` : ''}); wait for it to finish or use another --out${holder.host !== me.host ? `, or delete ${file} if that run is gone` : ''}`,
         );
       }
-      // Moving the stale lock aside succeeds for one process only; the others find it gone and retry the link.
-      try {
-        renameSync(file, `${file}.stale-${process.pid}`);
-        rmSync(`${file}.stale-${process.pid}`, { force: true });
+      if (moveAsideStale(file, holder))
         log(
           holder
             ? `note: taking over the lock of pid ${holder.pid} (started ${holder.startedAt}), which is no longer running`
             : `note: taking over an unreadable lock file ${file}`,
         );
-      } catch (err) {
-        if ((err as { code?: string }).code !== 'ENOENT') throw err;
-      }
     }
   } finally {
     rmSync(mine, { force: true });

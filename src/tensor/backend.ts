@@ -69,6 +69,8 @@ async function tryWasm(): Promise<string | undefined> {
 }
 
 let active: BackendInfo | undefined;
+// The oneDNN addon, once wasm loaded it: whether its CPU multiplies bf16 natively decides `auto` precision.
+let onednnLoaded: { bf16Native?: boolean } | undefined;
 
 // One rung of the auto ladder: 'wasm+onednn' is wasm only when the oneDNN accelerator loads.
 type Rung = BackendName | 'wasm+onednn';
@@ -132,7 +134,6 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
   throw new Error(`backend ${requested} could not be loaded: ${notices.join('; ')}`);
 }
 
-let onednnLoaded: { bf16Native?: boolean } | undefined;
 
 export function activeBackend(): BackendInfo | undefined {
   return active;

@@ -22,6 +22,7 @@ import {
   runExperiment,
   saveCheckpoint,
 } from '../../src/run/index.js';
+import { moveAsideStale } from '../../src/run/lock.js';
 import { initBackend, tf } from '../../src/tensor/index.js';
 import { DATA_DIR, ROOT, a2, tempDir } from '../helpers.js';
 
@@ -36,6 +37,18 @@ function writeLock(out: string, experiment: string, pid: number): string {
   writeFileSync(file, JSON.stringify({ pid, host: os.hostname(), startedAt: '2024-01-01T00:00:00.000Z', command: 'run q6-rf' }));
   return file;
 }
+
+test('a lock another process took over between the staleness check and the move is put back, not taken', () => {
+  const file = path.join(tempDir(), LOCK_FILE);
+  const stale = { pid: 1, host: os.hostname(), startedAt: '2024-01-01T00:00:00.000Z', command: 'run q6-rf' };
+  writeFileSync(file, JSON.stringify({ ...stale, pid: process.pid, startedAt: '2024-01-02T00:00:00.000Z' }));
+  assert.equal(moveAsideStale(file, stale), false);
+  assert.equal((JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid, process.pid, 'the live lock is back in place');
+  writeFileSync(file, JSON.stringify(stale));
+  assert.equal(moveAsideStale(file, stale), true);
+  assert.equal(existsSync(file), false, 'the stale lock is gone');
+  assert.deepEqual(readdirSync(path.dirname(file)), [], 'nothing left aside');
+});
 
 test('a staging folder held by a live a2 is refused, naming the holder; a dead holder is taken over with a note', async () => {
   const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
