@@ -134,7 +134,6 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
   throw new Error(`backend ${requested} could not be loaded: ${notices.join('; ')}`);
 }
 
-
 export function activeBackend(): BackendInfo | undefined {
   return active;
 }
