@@ -1,23 +1,40 @@
 // One tuning trial of the Q5 recipe: q5-cifar with recipe changes, trained on 45,000 training
 // images and validated on the 5,000 held out of them (the test set plays no part), appended as
 // one line to tuning/q5-trials.jsonl: the changes, validation accuracy per epoch, FLOPs, seconds.
-//   node --import tsx scripts/tune-q5.ts <trial name> '<JSON of recipe changes>'
-//   e.g. scripts/tune-q5.ts short-8 '{"epochs": 8}'
+//   node --import tsx scripts/tune-q5.ts <trial name> ['<JSON of recipe changes>'] [--seed <n>]
+//   e.g. scripts/tune-q5.ts short-8 '{"epochs": 8}' --seed 1
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
 import { experiment } from '../experiments/q5-cifar.js';
+import { parseSeed } from '../src/cli/main.js';
+import { UsageError, describeError } from '../src/errors.js';
 import { runExperiment } from '../src/run/index.js';
 import { PROJECT_ROOT } from '../src/run/manifest.js';
 import { initBackend } from '../src/tensor/index.js';
 
-const [name, changesJson = '{}'] = process.argv.slice(2);
-if (!name) {
-  console.error("usage: tune-q5.ts <trial name> '<JSON of recipe changes>'");
-  process.exit(2);
+function parseChanges(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError(`expected a JSON object of recipe changes, e.g. '{"epochs": 8}', found ${text}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidArgumentError(`expected a JSON object of recipe changes, found ${text}`);
+  return value as Record<string, unknown>;
 }
-const changes = JSON.parse(changesJson) as Record<string, unknown>;
-const seed = Number(process.env.A2_SEED ?? 0);
+
+const program = new Command('tune-q5.ts')
+  .description('one Q5 tuning trial on 45,000 training images, validated on the 5,000 held out of them')
+  .argument('<name>', 'trial name, as recorded in tuning/q5-trials.jsonl')
+  .argument('[changes]', 'JSON object of recipe changes (an unknown key is refused)', parseChanges, {})
+  .option('--seed <n>', 'seed for every random choice', parseSeed, 0)
+  .allowExcessArguments(false)
+  .parse();
+const [name, changes] = program.processedArgs as [string, Record<string, unknown>];
+const { seed } = program.opts<{ seed: number }>();
 const backend = await initBackend('auto');
 const outRoot = mkdtempSync(path.join(tmpdir(), 'a2-tune-'));
 try {
@@ -41,6 +58,9 @@ try {
   mkdirSync(path.join(PROJECT_ROOT, 'tuning'), { recursive: true });
   appendFileSync(path.join(PROJECT_ROOT, 'tuning', 'q5-trials.jsonl'), `${JSON.stringify(trial)}\n`);
   console.log(JSON.stringify(trial));
+} catch (err) {
+  console.error(`tune-q5: ${describeError(err)}`);
+  process.exitCode = err instanceof UsageError ? 2 : 1;
 } finally {
   rmSync(outRoot, { recursive: true, force: true });
 }

@@ -25,7 +25,7 @@ function parseFiniteNumber(flag: string, positive = false) {
   };
 }
 
-function parseSeed(value: string): number {
+export function parseSeed(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
     throw new InvalidArgumentError(`--seed expects a whole number from 0 to 4294967295, found "${value}".`);
