@@ -37,16 +37,30 @@ struct Geometry {
   memory::dims src, weights, dst, strides, dilation, padL, padR;
 };
 
+// One shape of a geometry object, e.g. g.x = [N, H, W, C].
+memory::dims dimsOf(const Napi::Object& g, const char* key) {
+  Napi::Array a = g.Get(key).As<Napi::Array>();
+  memory::dims d;
+  for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
+  return d;
+}
+
+// A process sees few shapes (a net's layers at one or two batch sizes); the cap only keeps one that
+// meets endless new shapes from holding every primitive it ever built. Entries are looked up and
+// used within one call, so emptying the cache before an insert never frees one in use.
+constexpr size_t kMaxCachedShapes = 256;
+
+template <typename T>
+T& remember(std::unordered_map<std::string, std::unique_ptr<T>>& cache, const std::string& key, std::unique_ptr<T> entry) {
+  if (cache.size() >= kMaxCachedShapes) cache.clear();
+  return *cache.emplace(key, std::move(entry)).first->second;
+}
+
 // Args: shapes as arrays: x [N,H,W,C], filter [kh,kw,Ci,Co], y [N,Ho,Wo,Co],
 // strides [sh,sw], dilations [dh,dw] (tfjs: 1 = dense), pads [top,left,bottom,right].
 Geometry geometry(const Napi::Object& g) {
-  auto dims = [&](const char* key) {
-    Napi::Array a = g.Get(key).As<Napi::Array>();
-    memory::dims d;
-    for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-    return d;
-  };
-  memory::dims x = dims("x"), f = dims("filter"), y = dims("y"), s = dims("strides"), dl = dims("dilations"), p = dims("pads");
+  memory::dims x = dimsOf(g, "x"), f = dimsOf(g, "filter"), y = dimsOf(g, "y"), s = dimsOf(g, "strides"), dl = dimsOf(g, "dilations"),
+               p = dimsOf(g, "pads");
   if (x.size() != 4 || f.size() != 4 || y.size() != 4 || s.size() != 2 || dl.size() != 2 || p.size() != 4)
     throw std::invalid_argument("conv geometry: expected x, filter, y of 4 dims, strides and dilations of 2, pads of 4");
   Geometry out;
@@ -215,7 +229,7 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
     }
   }
   if (!entry) entry = build(kind, g, false);
-  return *cache.emplace(key, std::unique_ptr<Cached>(entry)).first->second;
+  return remember(cache, key, std::unique_ptr<Cached>(entry));
 }
 
 // conv(kind, geometry, x|dx, filter|dW, y|dy[, precision]): kind is forward, backwardData or
@@ -274,9 +288,7 @@ CachedNorm& getNorm(const memory::dims& nchw, float eps, bool relu) {
   auto bwd = batch_normalization_backward::primitive_desc(
       batch_normalization_backward::desc(prop_kind::backward, data, data, eps, flags), eng, entry->fwd);
   entry->backward = batch_normalization_backward(bwd);
-  auto& ref = *entry;
-  normCache.emplace(k.str(), std::move(entry));
-  return ref;
+  return remember(normCache, k.str(), std::move(entry));
 }
 
 memory::dims nhwcDims(const Napi::Value& v) {
@@ -350,13 +362,7 @@ std::unordered_map<std::string, std::unique_ptr<CachedPool>> poolCache;
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Object g = info[0].As<Napi::Object>();
-    auto dims = [&](const char* key) {
-      Napi::Array a = g.Get(key).As<Napi::Array>();
-      memory::dims d;
-      for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
-      return d;
-    };
-    memory::dims x = dims("x"), y = dims("y"), k = dims("kernel"), st = dims("strides"), p = dims("pads");
+    memory::dims x = dimsOf(g, "x"), y = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
     if (x.size() != 4 || y.size() != 4 || k.size() != 2 || st.size() != 2 || p.size() != 4)
       throw std::invalid_argument("maxPoolGrad geometry: expected x, y of 4 dims, kernel and strides of 2, pads of 4");
     memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc), dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
@@ -364,16 +370,17 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
     for (auto* d : {&x, &y, &k, &st, &p}) for (auto v : *d) key << v << ',';
     auto& eng = cpuEngine();
     auto found = poolCache.find(key.str());
-    if (found == poolCache.end()) {
+    CachedPool* pool = found == poolCache.end() ? nullptr : found->second.get();
+    if (!pool) {
       auto entry = std::make_unique<CachedPool>();
       memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
       entry->fwd = pooling_forward::primitive_desc(pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, src, dst, st, k, padL, padR), eng);
       entry->forward = pooling_forward(entry->fwd);
       auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, src, dst, st, k, padL, padR), eng, entry->fwd);
       entry->backward = pooling_backward(bwd);
-      found = poolCache.emplace(key.str(), std::move(entry)).first;
+      pool = &remember(poolCache, key.str(), std::move(entry));
     }
-    CachedPool& c = *found->second;
+    CachedPool& c = *pool;
     auto& strm = cpuStream();
     memory workspace(c.fwd.workspace_desc(), eng), pooled(dst, eng);
     c.forward.execute(strm, {{DNNL_ARG_SRC, memory(src, eng, dataOf(info[1], src.dims(), "maxPoolGrad x"))}, {DNNL_ARG_DST, pooled}, {DNNL_ARG_WORKSPACE, workspace}});
@@ -383,7 +390,18 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   });
 }
 
+// How many primitives each cache holds, for the test of their cap.
+Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
+  Napi::Object sizes = Napi::Object::New(info.Env());
+  sizes.Set("conv", double(cache.size()));
+  sizes.Set("batchNorm", double(normCache.size()));
+  sizes.Set("maxPool", double(poolCache.size()));
+  return sizes;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("cachedPrimitives", Napi::Function::New(env, CachedPrimitives));
+  exports.Set("maxCachedShapes", Napi::Number::New(env, double(kMaxCachedShapes)));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
