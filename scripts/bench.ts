@@ -1,5 +1,5 @@
-// `npm run bench`: training throughput of the three nets a2 trains (the q2 FC autoencoder,
-// the q2 conv autoencoder and the q5 CIFAR net), one optimizer step at a time, on each tfjs
+// `npm run bench`: training throughput of the nets a2 trains (the q2 FC autoencoder,
+// the q2 conv autoencoder, the q5 CIFAR net of the previous recipe and of the current one), one optimizer step at a time, on each tfjs
 // backend that loads here, in each precision (fp32; bf16 with the oneDNN accelerator), and in
 // PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
 // run; then one whole q5 epoch on the real data. Prints a table and writes
@@ -73,6 +73,19 @@ const NETS: Net[] = [
     build: () => makeCifarNet(Q5_WIDTHS),
     loss: (y, _x, labels) => tf.losses.softmaxCrossEntropy(labels, y, undefined, 0.2) as tf.Scalar,
     optimizer: () => tf.train.momentum(0.1, 0.9, true),
+  },
+  {
+    // The current recipe's net at its batch; its whitening stem is frozen in training, so here too.
+    name: 'q5-recipe',
+    batch: RECIPE.batchSize,
+    input: [32, 32, 3],
+    build: () => {
+      const model = makeCifarNet(RECIPE.widths, RECIPE);
+      model.getLayer('whiten').trainable = false;
+      return model;
+    },
+    loss: (y, _x, labels) => tf.losses.softmaxCrossEntropy(labels, y, undefined, RECIPE.labelSmoothing) as tf.Scalar,
+    optimizer: () => tf.train.momentum(0.1, RECIPE.momentum, true),
   },
 ];
 
@@ -169,7 +182,14 @@ await initBackend('auto', { precision: defaultPrecision });
 let torchVersion: string | undefined;
 const torch = spawnSync(
   '/usr/bin/python3',
-  [path.join(PROJECT_ROOT, 'scripts/bench_torch.py'), String(options.threads), String(options.steps), Q5_WIDTHS.join(',')],
+  [
+    path.join(PROJECT_ROOT, 'scripts/bench_torch.py'),
+    String(options.threads),
+    String(options.steps),
+    Q5_WIDTHS.join(','),
+    RECIPE.widths.join(','),
+    String(RECIPE.batchSize),
+  ],
   { encoding: 'utf8' },
 );
 const torchErrors: string[] = [];
@@ -263,7 +283,7 @@ function wholeEpoch(precision: Precision) {
   rmSync(out, { recursive: true, force: true });
   const batch = manifest.config.batchSize;
   // The recipe's own net (the q5 row above keeps the previous recipe's, to compare across sessions).
-  const step = timeSteps({ ...NETS[2], batch, build: () => makeCifarNet(RECIPE.widths, RECIPE) }, options.steps).imagesPerSecond;
+  const step = timeSteps({ ...NETS.find((n) => n.name === 'q5-recipe')!, batch }, options.steps).imagesPerSecond;
   const seconds = metrics.epochs[0].seconds;
   const epochImagesPerSecond = metrics.trainImages / seconds;
   console.log(
