@@ -45,14 +45,15 @@ memory::dims dimsOf(const Napi::Object& g, const char* key) {
   return d;
 }
 
-// A process sees few shapes (a net's layers at one or two batch sizes); the cap only keeps one that
-// meets endless new shapes from holding every primitive it ever built. Entries are looked up and
-// used within one call, so emptying the cache before an insert never frees one in use.
-constexpr size_t kMaxCachedShapes = 256;
+// A process sees few shapes (a net's layers at one or two batch sizes). The cap only stops one that
+// meets ever-new shapes from keeping every primitive it built: at the cap a cache is emptied (a
+// rebuild costs a few ms a primitive), not evicted entry by entry. Entries are looked up and used
+// within one call, so emptying a cache before an insert never frees one in use.
+constexpr size_t kMaxCachedPrimitives = 256;
 
 template <typename T>
 T& remember(std::unordered_map<std::string, std::unique_ptr<T>>& cache, const std::string& key, std::unique_ptr<T> entry) {
-  if (cache.size() >= kMaxCachedShapes) cache.clear();
+  if (cache.size() >= kMaxCachedPrimitives) cache.clear();
   return *cache.emplace(key, std::move(entry)).first->second;
 }
 
@@ -390,7 +391,7 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   });
 }
 
-// How many primitives each cache holds, for the test of their cap.
+// How many entries each cache holds (one per kind, shape and precision), for the test of the cap.
 Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
   Napi::Object sizes = Napi::Object::New(info.Env());
   sizes.Set("conv", double(cache.size()));
@@ -401,7 +402,7 @@ Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cachedPrimitives", Napi::Function::New(env, CachedPrimitives));
-  exports.Set("maxCachedShapes", Napi::Number::New(env, double(kMaxCachedShapes)));
+  exports.Set("maxCachedPrimitives", Napi::Number::New(env, double(kMaxCachedPrimitives)));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));

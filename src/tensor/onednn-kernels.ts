@@ -30,9 +30,9 @@ interface OneDnn {
     precision?: 'f32' | 'bf16',
   ): string;
   version: string;
-  /** Primitives held by the addon's shape-keyed caches, each capped at `maxCachedShapes`. */
-  cachedPrimitives(): { conv: number; batchNorm: number; maxPool: number };
-  maxCachedShapes: number;
+  /** Entries of the addon's shape-keyed primitive caches, each capped at `maxCachedPrimitives` (absent in addons built before the cap). */
+  cachedPrimitives?(): { conv: number; batchNorm: number; maxPool: number };
+  maxCachedPrimitives?: number;
   /** oneDNN dispatches to an ISA that multiplies bf16 natively (AVX512-BF16 or AMX). */
   bf16Native?: boolean;
 }

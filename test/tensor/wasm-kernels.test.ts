@@ -197,33 +197,6 @@ test("the backend says which convolution kernels are active: oneDNN when its add
     );
 });
 
-test("the addon's convolution cache stays within its cap, and a shape it dropped is rebuilt and still right", async (t) => {
-  const { loadOneDnn } = await import('../../src/tensor/onednn-kernels.js');
-  const { addon } = loadOneDnn();
-  if (!addon) return t.skip('the oneDNN accelerator is not loaded');
-  // A 1×1 convolution of one channel multiplies every pixel by the weight: one new shape per width.
-  const timesHalf = (width: number) => {
-    const x = Float32Array.from({ length: width }, (_, i) => i + 1);
-    const y = new Float32Array(width);
-    const shape = [1, 1, width, 1];
-    addon.conv(
-      'forward',
-      { x: shape, filter: [1, 1, 1, 1], y: shape, strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0] },
-      x,
-      Float32Array.of(0.5),
-      y,
-      'f32',
-    );
-    return y;
-  };
-  const widths = addon.maxCachedShapes + 40;
-  for (let width = 1; width <= widths; width++) assert.equal(timesHalf(width)[width - 1], width / 2);
-  const held = addon.cachedPrimitives().conv;
-  assert.ok(held <= addon.maxCachedShapes, `${held} convolution primitives held, cap ${addon.maxCachedShapes}`);
-  assert.ok(held < widths, 'some of the shapes were dropped');
-  assert.deepEqual(Array.from(timesHalf(3)), [0.5, 1, 1.5]);
-});
-
 test('sum and mean over leading axes (and any others) match cpu', async () => {
   const xv = randomValues(6 * 5 * 4 * 3, 11);
   const diffs = await compareBackends(() => {

@@ -1,0 +1,66 @@
+// The oneDNN addon's primitive caches: capped, and a primitive dropped at the cap is rebuilt and
+// still right. Skipped where the addon is not loaded (A2_ONEDNN=0, no libdnnl).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadOneDnn } from '../../src/tensor/onednn-kernels.js';
+
+const { addon } = loadOneDnn();
+const skip = !addon
+  ? 'the oneDNN accelerator is not loaded'
+  : typeof addon.cachedPrimitives !== 'function' || addon.maxCachedPrimitives === undefined
+    ? 'the addon was built before its caches were capped: npm run build:native'
+    : false;
+
+interface MaxPoolGrad {
+  maxPoolGrad(
+    g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
+    x: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+  ): void;
+}
+
+// Each width is a new shape: the caches see more shapes than they may hold.
+const ramp = (n: number) => Float32Array.from({ length: n }, (_, i) => i + 1);
+
+/** A 1×1 convolution of one channel: every pixel times the weight 0.5. */
+function timesHalf(width: number): Float32Array {
+  const y = new Float32Array(width);
+  const shape = [1, 1, width, 1];
+  const g = { x: shape, filter: [1, 1, 1, 1], y: shape, strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0] };
+  addon!.conv('forward', g, ramp(width), Float32Array.of(0.5), y, 'f32');
+  return y;
+}
+
+/** The gradient of a 1×2, stride-2 max-pool over an ascending row: each pair's second pixel gets dy. */
+function poolGradient(pairs: number): Float32Array {
+  const dx = new Float32Array(2 * pairs);
+  const g = { x: [1, 1, 2 * pairs, 1], y: [1, 1, pairs, 1], kernel: [1, 2], strides: [1, 2], pads: [0, 0, 0, 0] };
+  (addon as unknown as MaxPoolGrad).maxPoolGrad(g, ramp(2 * pairs), new Float32Array(pairs).fill(1), dx);
+  return dx;
+}
+
+test('the convolution cache stays within its cap, and a dropped shape is rebuilt and still right', { skip }, () => {
+  const cap = addon!.maxCachedPrimitives!;
+  const widths = cap + 40;
+  for (let width = 1; width <= widths; width++) assert.equal(timesHalf(width)[width - 1], width / 2);
+  const held = addon!.cachedPrimitives!().conv;
+  assert.ok(held <= cap, `${held} convolution primitives held, cap ${cap}`);
+  // Width 3 came before the cache was emptied: running it again builds a primitive anew.
+  assert.deepEqual(Array.from(timesHalf(3)), [0.5, 1, 1.5]);
+  assert.equal(addon!.cachedPrimitives!().conv, held + 1, 'width 3 was rebuilt');
+  timesHalf(widths);
+  assert.equal(addon!.cachedPrimitives!().conv, held + 1, 'the last width was still cached');
+});
+
+test('the max-pool cache stays within its cap, and a dropped shape is rebuilt and still right', { skip }, () => {
+  const cap = addon!.maxCachedPrimitives!;
+  for (let pairs = 1; pairs <= cap + 40; pairs++) {
+    const dx = poolGradient(pairs);
+    assert.deepEqual([dx[2 * pairs - 2], dx[2 * pairs - 1]], [0, 1]);
+  }
+  const held = addon!.cachedPrimitives!().maxPool;
+  assert.ok(held <= cap, `${held} max-pool primitives held, cap ${cap}`);
+  assert.deepEqual(Array.from(poolGradient(2)), [0, 1, 0, 1]);
+  assert.equal(addon!.cachedPrimitives!().maxPool, held + 1, 'the 2-pair shape was rebuilt');
+});
