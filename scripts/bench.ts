@@ -1,5 +1,5 @@
-// `npm run bench`: training throughput of the nets a2 trains (the q2 FC autoencoder,
-// the q2 conv autoencoder, the q5 CIFAR net of the previous recipe and of the current one), one optimizer step at a time, on each tfjs
+// `npm run bench`: training throughput of the nets a2 trains (the q2 FC and conv autoencoders,
+// the q5 CIFAR net of the previous recipe and the current one), one optimizer step at a time, on each tfjs
 // backend that loads here, in each precision (fp32; bf16 with the oneDNN accelerator), and in
 // PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
 // run; then one whole q5 epoch on the real data. Prints a table and writes
@@ -75,13 +75,15 @@ const NETS: Net[] = [
     optimizer: () => tf.train.momentum(0.1, 0.9, true),
   },
   {
-    // The current recipe's net at its batch; its whitening stem is frozen in training, so here too.
+    // The current recipe's net at its batch, with what its training keeps fixed kept fixed here
+    // too: the whitening kernel (its bias learns) and, without bnScale, every BatchNorm's γ.
     name: 'q5-recipe',
     batch: RECIPE.batchSize,
     input: [32, 32, 3],
     build: () => {
       const model = makeCifarNet(RECIPE.widths, RECIPE);
-      model.getLayer('whiten').trainable = false;
+      for (const w of model.trainableWeights)
+        if (w.originalName.startsWith('whiten/kernel') || (!RECIPE.bnScale && w.originalName.endsWith('/gamma'))) w.trainable = false;
       return model;
     },
     loss: (y, _x, labels) => tf.losses.softmaxCrossEntropy(labels, y, undefined, RECIPE.labelSmoothing) as tf.Scalar,
@@ -187,8 +189,14 @@ const torch = spawnSync(
     String(options.threads),
     String(options.steps),
     Q5_WIDTHS.join(','),
-    RECIPE.widths.join(','),
-    String(RECIPE.batchSize),
+    JSON.stringify({
+      widths: RECIPE.widths,
+      batch: RECIPE.batchSize,
+      labelSmoothing: RECIPE.labelSmoothing,
+      momentum: RECIPE.momentum,
+      logitScale: RECIPE.logitScale,
+      bnScale: RECIPE.bnScale,
+    }),
   ],
   { encoding: 'utf8' },
 );

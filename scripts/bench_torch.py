@@ -4,8 +4,9 @@ Each net in every configuration PyTorch's CPU path offers here: NCHW fp32 (the d
 channels_last fp32 (conv nets only), and channels_last + bf16 autocast (fp32 weights, bf16
 products), so a2 is compared with PyTorch's strongest setting, not its default.
 
-usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS RECIPE_WIDTHS RECIPE_BATCH
-(widths comma-separated: Q5_WIDTHS the previous q5 net's, RECIPE_WIDTHS the current recipe's)
+usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS RECIPE_JSON
+(Q5_WIDTHS comma-separated, the previous q5 net's; RECIPE_JSON the current recipe's widths, batch,
+labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them)
 Prints one JSON object: {"torch": version, "threads": n, "rows": [{"net", "config", "precision",
 "batch", "imagesPerSecond"} | {"net", "config", "error"}]}.
 """
@@ -19,8 +20,7 @@ from torch import nn
 
 threads, steps = int(sys.argv[1]), int(sys.argv[2])
 widths = [int(w) for w in sys.argv[3].split(",")]
-recipe_widths = [int(w) for w in sys.argv[4].split(",")]
-recipe_batch = int(sys.argv[5])
+recipe = json.loads(sys.argv[4])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -57,21 +57,34 @@ def cifar_net(w):
     return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(w[-1], 10, bias=False))
 
 
-def recipe_net(w):
-    """The current q5 recipe's net: a frozen 2x2 whitening stem (24 channels whatever w[0]) and
-    conv-pool-BN-ReLU, conv-BN-ReLU blocks, as experiments/cifar.ts builds it."""
+class Scale(nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x):
+        return x * self.factor
+
+
+def recipe_net(r):
+    """The current q5 recipe's net as experiments/cifar.ts builds it: a 2x2 whitening stem of 24
+    channels whose kernel stays fixed (its bias learns), conv-pool-BN-ReLU and conv-BN-ReLU blocks,
+    BatchNorm's scale fixed unless bnScale, and scaled logits."""
     def cbr(cin, cout, pool):
         layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False)]
         if pool:
             layers.append(nn.MaxPool2d(2))
-        return layers + [nn.BatchNorm2d(cout), nn.ReLU()]
+        norm = nn.BatchNorm2d(cout)
+        norm.weight.requires_grad_(r["bnScale"])
+        return layers + [norm, nn.ReLU()]
     stem = nn.Conv2d(3, 24, 2)
-    stem.requires_grad_(False)
+    stem.weight.requires_grad_(False)
     layers, cin = [stem, nn.ReLU()], 24
-    for width in w[1:]:
+    for width in r["widths"][1:]:
         layers += cbr(cin, width, True) + cbr(width, width, False)
         cin = width
-    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(cin, 10, bias=False))
+    head = [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(cin, 10, bias=False), Scale(r["logitScale"])]
+    return nn.Sequential(*layers, *head)
 
 
 def bench(model, x, loss_fn, opt, autocast):
@@ -122,7 +135,8 @@ labels = torch.randint(0, 10, (128,))
 ce = nn.CrossEntropyLoss(label_smoothing=0.2)
 run("q5-cifar", lambda: cifar_net(widths), torch.randn(128, 3, 32, 32), lambda y, _x: ce(y, labels),
     lambda m: torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, nesterov=True))
-recipe_labels = torch.randint(0, 10, (recipe_batch,))
-run("q5-recipe", lambda: recipe_net(recipe_widths), torch.randn(recipe_batch, 3, 32, 32), lambda y, _x: ce(y, recipe_labels),
-    lambda m: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], 0.1, momentum=0.85, nesterov=True))
+recipe_labels = torch.randint(0, 10, (recipe["batch"],))
+recipe_ce = nn.CrossEntropyLoss(label_smoothing=recipe["labelSmoothing"])
+run("q5-recipe", lambda: recipe_net(recipe), torch.randn(recipe["batch"], 3, 32, 32), lambda y, _x: recipe_ce(y, recipe_labels),
+    lambda m: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], 0.1, momentum=recipe["momentum"], nesterov=True))
 print(json.dumps(result))

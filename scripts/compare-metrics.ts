@@ -33,7 +33,7 @@ export const TOLERANCES: Record<string, Tolerance> = {
   'q3-mean-latent': {
     why:
       "encodes with q2-conv-ae's committed models through oneDNN convolutions (bf16 on AMX); the committed run used one " +
-      'thread and CI two, and oneDNN may split work differently, so the last bits of a sum may move',
+      'thread and CI one too, but a regeneration may use two, and oneDNN may split work differently, so the last bits of a sum may move',
     relative: 1e-4,
     absolute: 1e-6,
   },

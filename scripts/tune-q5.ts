@@ -23,6 +23,8 @@ function parseChanges(text: string): Record<string, unknown> {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new InvalidArgumentError(`expected a JSON object of recipe changes, found ${text}`);
+  if ('validationImages' in value)
+    throw new InvalidArgumentError('validationImages is not a recipe change: every trial holds out 5,000 training images');
   return value as Record<string, unknown>;
 }
 
@@ -32,12 +34,17 @@ const program = new Command('tune-q5.ts')
   .argument('[changes]', 'JSON object of recipe changes (an unknown key is refused)', parseChanges, {})
   .option('--seed <n>', 'seed for every random choice', parseSeed, 0)
   .allowExcessArguments(false)
+  // Usage errors exit 2, as a2's own do (commander has printed the message by then).
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
   .parse();
+// The seed used to come from A2_SEED: refuse it rather than record seed 0 for a run meant as another.
+if (process.env.A2_SEED !== undefined) program.error('tune-q5: A2_SEED is no longer read: pass --seed', { exitCode: 2 });
 const [name, changes] = program.processedArgs as [string, Record<string, unknown>];
 const { seed } = program.opts<{ seed: number }>();
-const backend = await initBackend('auto');
-const outRoot = mkdtempSync(path.join(tmpdir(), 'a2-tune-'));
+let outRoot: string | undefined;
 try {
+  const backend = await initBackend('auto');
+  outRoot = mkdtempSync(path.join(tmpdir(), 'a2-tune-'));
   const { metrics, seconds } = await runExperiment(
     experiment,
     { profile: 'full', seed, outRoot, overrides: { ...changes, validationImages: 5000 }, log: (line) => console.log(line) },
@@ -62,5 +69,5 @@ try {
   console.error(`tune-q5: ${describeError(err)}`);
   process.exitCode = err instanceof UsageError ? 2 : 1;
 } finally {
-  rmSync(outRoot, { recursive: true, force: true });
+  if (outRoot) rmSync(outRoot, { recursive: true, force: true });
 }
