@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <sstream>
 #include <string>
+#include <cmath>
 #include <unordered_map>
 #include <vector>
 
@@ -391,6 +392,39 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   });
 }
 
+// Batch norm with given statistics (evaluation), the ReLU fused when asked. Not a oneDNN primitive:
+// it repeats wasm's FusedBatchNorm rounding for rounding, so that a net evaluates to the same bits
+// with or without the addon, and only drops wasm's per-element index bookkeeping and the separate
+// ReLU pass. Measured against the wasm kernel (test/tensor/onednn-addon.test.ts): √(σ² + ε) and
+// (x − μ)·γ are rounded to float, the division and the addition of β are not (one rounding at the end).
+// batchNormInference(shape [N,H,W,C], epsilon, relu, x, mean, variance, offset, scale, y): writes y.
+Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    memory::dims shape = nhwcDims(info[0]);
+    int64_t channels = shape[3], pixels = shape[0] * shape[1] * shape[2];
+    float epsilon = info[1].As<Napi::Number>().FloatValue();
+    bool relu = info[2].As<Napi::Boolean>().Value();
+    const float* x = dataOf(info[3], shape, "batchNormInference x");
+    const float* mean = dataOf(info[4], {channels}, "batchNormInference mean");
+    const float* variance = dataOf(info[5], {channels}, "batchNormInference variance");
+    const float* offset = dataOf(info[6], {channels}, "batchNormInference offset");
+    const float* scale = dataOf(info[7], {channels}, "batchNormInference scale");
+    float* y = dataOf(info[8], shape, "batchNormInference y");
+    std::vector<float> factor(channels);
+    for (int64_t c = 0; c < channels; c++) factor[c] = std::sqrt(variance[c] + epsilon);
+    for (int64_t p = 0; p < pixels; p++) {
+      const float* xp = x + p * channels;
+      float* yp = y + p * channels;
+      for (int64_t c = 0; c < channels; c++) {
+        float scaled = (xp[c] - mean[c]) * scale[c];
+        float v = static_cast<float>(double(offset[c]) + double(scaled) / double(factor[c]));
+        yp[c] = relu && !(v > 0.0f) ? 0.0f : v;
+      }
+    }
+    return env.Undefined();
+  });
+}
+
 // How many entries each cache holds (one per kind, shape and precision), for the test of the cap.
 Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
   Napi::Object sizes = Napi::Object::New(info.Env());
@@ -407,6 +441,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("batchNormWorkspaceFloats", Napi::Function::New(env, BatchNormWorkspaceFloats));
+  exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
   // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
   auto isa = get_effective_cpu_isa();
   exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));

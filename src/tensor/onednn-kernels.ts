@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import { BATCH_NORM_INFERENCE } from './batch-norm.js';
 import { callKernel, maxPoolGradGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
@@ -159,6 +160,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
 interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   batchNormWorkspaceFloats(shape: number[], epsilon: number): number;
+  batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   maxPoolGrad(
     g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
     x: Float32Array,
@@ -232,5 +234,20 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
       return [dx, dScale, dShift];
     },
   });
-  return ['A2BatchNormTrain (+ReLU)', 'A2BatchNormTrainGrad'];
+  const names = ['A2BatchNormTrain (+ReLU)', 'A2BatchNormTrainGrad'];
+  const inference = native.batchNormInference?.bind(native);
+  if (!inference) return names;
+  tf.registerKernel({
+    kernelName: BATCH_NORM_INFERENCE,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const wasm = backend as BackendWasm;
+      const { x, mean, variance, offset, scale } = inputs as Record<string, TensorInfo>;
+      const { epsilon, relu = false } = attrs as { epsilon: number; relu?: boolean };
+      const y = wasm.makeOutput(x.shape, 'float32');
+      inference(x.shape, epsilon, relu, ...[x, mean, variance, offset, scale, y].map((t) => view(wasm, t)));
+      return y;
+    },
+  });
+  return [...names, `${BATCH_NORM_INFERENCE} (+ReLU)`];
 }

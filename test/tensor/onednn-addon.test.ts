@@ -1,7 +1,10 @@
-// The oneDNN addon's primitive caches: capped, and a primitive dropped at the cap is rebuilt and
-// still right. Skipped where the addon is not loaded (A2_ONEDNN=0, no libdnnl).
+// The oneDNN addon's own parts: its primitive caches (capped; a primitive dropped at the cap is
+// rebuilt and still right) and its evaluation batch norm (wasm's bits). Skipped where the addon is
+// not loaded (A2_ONEDNN=0, no libdnnl).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
+import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
 import { loadOneDnn } from '../../src/tensor/onednn-kernels.js';
 
 const { addon } = loadOneDnn();
@@ -63,4 +66,50 @@ test('the max-pool cache stays within its cap, and a dropped shape is rebuilt an
   assert.ok(held <= cap, `${held} max-pool primitives held, cap ${cap}`);
   assert.deepEqual(Array.from(poolGradient(2)), [0, 1, 0, 1]);
   assert.equal(addon!.cachedPrimitives!().maxPool, held + 1, 'the 2-pair shape was rebuilt');
+});
+
+test("evaluation's batch norm (+ReLU) in one pass gives the very bits of wasm's FusedBatchNorm and Relu", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith(BATCH_NORM_INFERENCE))) return t.skip('the addon has no evaluation batch norm here');
+  const rng = makeRng(7);
+  const values = (n: number, low: number, high: number) => Float32Array.from({ length: n }, () => low + (high - low) * rng());
+  for (const shape of [
+    [3, 31, 31, 24],
+    [5, 7, 7, 128],
+    [2, 3, 3, 5],
+  ] as [number, number, number, number][]) {
+    const channels = shape[3];
+    const x = tf.tensor4d(
+      values(
+        shape.reduce((a, b) => a * b),
+        -3,
+        3,
+      ),
+      shape,
+    );
+    const [mean, offset] = [values(channels, -1, 1), values(channels, -1, 1)].map((v) => tf.tensor1d(v));
+    const [variance, scale] = [values(channels, 0.01, 4), values(channels, 0.2, 2)].map((v) => tf.tensor1d(v));
+    for (const relu of [false, true]) {
+      const reference = tf.tidy(() => {
+        const y = tf.batchNorm(x, mean, variance, offset, scale, 1e-5);
+        return relu ? tf.relu(y) : y;
+      });
+      const fused = tf.engine().runKernel(BATCH_NORM_INFERENCE, { x, mean, variance, offset, scale }, { epsilon: 1e-5, relu }) as tf.Tensor;
+      const [want, got] = [reference.dataSync(), fused.dataSync()];
+      const differing = want.findIndex((w, i) => w !== got[i]);
+      assert.equal(differing, -1, `${shape} relu=${relu}: element ${differing} is ${got[differing]}, wasm gives ${want[differing]}`);
+      tf.dispose([reference, fused]);
+    }
+    // The layer at evaluation takes the one-pass kernel and still gives the two ops' bits.
+    const layer = new BatchNorm({ epsilon: 1e-5, relu: true });
+    layer.build(shape);
+    layer.setWeights([scale, offset, mean, variance]);
+    const viaLayer = tf.tidy(() => (layer.apply(x, { training: false }) as tf.Tensor).dataSync());
+    const twoOps = tf.tidy(() => tf.relu(tf.batchNorm(x, mean, variance, offset, scale, 1e-5)).dataSync());
+    assert.ok(
+      twoOps.every((w, i) => w === viaLayer[i]),
+      `${shape}: the layer's evaluation differs from batchNorm + relu`,
+    );
+    tf.dispose([x, mean, offset, variance, scale]);
+  }
 });
