@@ -6,7 +6,7 @@
 // outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of the
 // same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
 //   npm run bench                 all nets, all backends
-//   npm run bench -- --profile    also: where one q5 step's time goes, kernel by kernel (wasm)
+//   npm run bench -- --profile    also: where the q5 recipe's step and evaluation spend their time, kernel by kernel
 //   npm run bench -- --steps 10 --cpu   more timed steps; include the (slow) plain-JS cpu backend
 //   npm run bench -- --no-epoch   skip the whole-epoch timing
 import { spawnSync } from 'node:child_process';
@@ -24,7 +24,7 @@ import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '.
 const options = new Command('bench')
   .option('--steps <n>', 'timed steps per net (median reported)', (v) => Number(v), 6)
   .option('--threads <n>', 'PyTorch threads', (v) => Number(v), 2)
-  .option('--profile', 'print a kernel-by-kernel profile of one q5 training step')
+  .option('--profile', "print a kernel-by-kernel profile of one training step and one evaluation pass of the q5 recipe's net")
   .option('--cpu', 'also time the plain-JS cpu backend (FC net only; its convolutions take minutes)')
   .option('--no-epoch', 'skip timing one whole q5 epoch on the real CIFAR-10 (about 3 minutes)')
   .option('--out <dir>', 'outputs folder', 'outputs')
@@ -115,31 +115,41 @@ function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: 
   return { imagesPerSecond: net.batch / median, gflops: (flops * net.batch) / median / 1e9 };
 }
 
+/** Kernel time by kernel name, most first, of one run of fn under tf.profile. */
+async function printProfile(title: string, fn: () => void): Promise<void> {
+  const profile = await tf.profile(fn);
+  const byKernel = new Map<string, { ms: number; calls: number }>();
+  for (const k of profile.kernels) {
+    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
+    e.ms += k.kernelTimeMs as number;
+    e.calls++;
+    byKernel.set(k.name, e);
+  }
+  // Op scopes (fusedConv2d__op …) contain their kernels: their times overlap, so no share is given.
+  console.log(`\n${title}, kernel by kernel (times of nested op scopes overlap their kernels'):`);
+  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25))
+    console.log(`  ${name.padEnd(26)} ${e.ms.toFixed(1).padStart(8)} ms  ${e.calls} calls`);
+}
+
+/** Where the current recipe's training step and its evaluation forward pass spend their time. */
 async function profileQ5(): Promise<void> {
-  const net = NETS[2];
+  const net = NETS.find((n) => n.name === 'q5-recipe')!;
   const model = net.build();
   const optimizer = net.optimizer();
   const x = tf.randomUniform([net.batch, ...net.input]);
   const labels = tf.oneHot(tf.randomUniform([net.batch], 0, 10, 'int32') as tf.Tensor1D, 10).toFloat();
   const step = () =>
     tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
-  step();
-  const info = await tf.profile(() => {
-    step();
-  });
-  const byKernel = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const e = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += k.kernelTimeMs as number;
-    e.calls++;
-    byKernel.set(k.name, e);
-  }
-  const total = [...byKernel.values()].reduce((s, e) => s + e.ms, 0);
-  console.log(`\nq5 training step (batch ${net.batch}) on ${tf.getBackend()}, kernel by kernel (${total.toFixed(0)} ms of kernel time):`);
-  for (const [name, e] of [...byKernel].sort((a, b) => b[1].ms - a[1].ms).slice(0, 30)) {
-    console.log(
-      `  ${name.padEnd(24)} ${e.ms.toFixed(1).padStart(8)} ms  ${((100 * e.ms) / total).toFixed(1).padStart(5)}%  ${e.calls} calls`,
-    );
+  const evaluate = () => tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync());
+  for (const [what, fn] of [
+    ['training step', step],
+    ['evaluation forward pass', evaluate],
+  ] as const) {
+    fn();
+    const started = performance.now();
+    for (let i = 0; i < 3; i++) fn();
+    const ms = (performance.now() - started) / 3;
+    await printProfile(`q5 recipe net, one ${what} of ${net.batch} images on ${tf.getBackend()} (${ms.toFixed(0)} ms wall, mean of 3)`, fn);
   }
   tf.dispose([x, labels]);
   model.dispose();
