@@ -145,8 +145,12 @@ export class RunContext {
     this.releaseLock = acquireLock(this.dir, (l) => this.log(l));
     try {
       const staged: StagedRun = { experiment, profile: options.profile, seed: options.seed, config, precision: backend.precision };
-      if (options.resume) this.checkResumable(staged);
-      else this.clearStaging();
+      if (options.resume) {
+        this.checkResumable(staged);
+        // run.json's duration is this process's: it says what an earlier process had already done.
+        const kept = describeCheckpoints(this.path('checkpoints'));
+        if (kept) this.manifestExtras.resumedWith = kept;
+      } else this.clearStaging();
       writeJsonAtomic(this.path(STAGED_RUN), staged);
     } catch (err) {
       this.releaseLock();

@@ -242,6 +242,7 @@ test('q5-ablations: verdicts are read against seed noise only when the recipe ra
     testImages: 10000,
     results: [variant('recipe', 0.8), variant('recipe, next seed', 0.79), variant('no flip', 0.7, { flip: false })],
     noisePoints: 1,
+    differsFromRecipe: ['epochs'],
   };
   const withSeeds = ablationObservations(facts);
   assert.match(withSeeds, /no flip: 70\.00% \(-10\.00 points, lower: the part helps\)/);
@@ -251,8 +252,19 @@ test('q5-ablations: verdicts are read against seed noise only when the recipe ra
   const oneSeed = ablationObservations({ ...facts, results: [facts.results[0], facts.results[2]], noisePoints: 0 });
   assert.doesNotMatch(oneSeed, /seed-to-seed|the part helps/);
   assert.match(oneSeed, /one seed only/);
-  const fullBudget = ablationObservations({ ...facts, epochs: RECIPE.epochs });
+  const fullBudget = ablationObservations({ ...facts, epochs: RECIPE.epochs, differsFromRecipe: [] });
   assert.doesNotMatch(fullBudget, /not ablated/);
+  assert.match(
+    ablationObservations({ ...facts, epochs: 12 }),
+    /differ from q5-cifar's recipe in epochs/,
+    'longer is not the recipe either',
+  );
+  const tie = ablationObservations({
+    ...facts,
+    results: [facts.results[0], facts.results[1], variant('no flip', 0.79999, { flip: false })],
+  });
+  assert.match(tie, /no flip: 80\.00% \(0\.00 points/, 'a difference that rounds to zero has no sign');
+  assert.match(withSeeds, /The same work took 100 s and 100 s/);
 });
 
 // ---- q5-subsets --------------------------------------------------------------------------------

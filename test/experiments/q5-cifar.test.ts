@@ -200,6 +200,10 @@ test('q5-ablations killed between variants resumes, keeping the finished ones, w
     ablationsOf(out).variants.map((v) => [v.name, v.testAcc, v.testAccNoTta]),
     ref.variants.map((v) => [v.name, v.testAcc, v.testAccNoTta]),
   );
+  // run.json's duration is the resuming process's alone: it names what it took over.
+  const manifestOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'q5-ablations/run.json'), 'utf8')) as { resumedWith?: string };
+  assert.match(manifestOf(out).resumedWith ?? '', /^finished parts recipe/);
+  assert.equal(manifestOf(reference).resumedWith, undefined);
 });
 
 test('a run killed with SIGKILL resumes from its last epoch and ends with the same numbers', async () => {
