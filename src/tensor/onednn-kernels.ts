@@ -157,7 +157,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
 }
 
-interface OneDnnWithNorm extends OneDnn {
+export interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   batchNormWorkspaceFloats(shape: number[], epsilon: number): number;
   batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
 import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
-import { loadOneDnn } from '../../src/tensor/onednn-kernels.js';
+import { type OneDnnWithNorm, loadOneDnn } from '../../src/tensor/onednn-kernels.js';
 
 const { addon } = loadOneDnn();
 const skip = !addon
@@ -13,15 +13,6 @@ const skip = !addon
   : typeof addon.cachedPrimitives !== 'function' || addon.maxCachedPrimitives === undefined
     ? 'the addon was built before its caches were capped: npm run build:native'
     : false;
-
-interface MaxPoolGrad {
-  maxPoolGrad(
-    g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
-    x: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-  ): void;
-}
 
 // Each width is a new shape: the caches see more shapes than they may hold.
 const ramp = (n: number) => Float32Array.from({ length: n }, (_, i) => i + 1);
@@ -39,7 +30,7 @@ function timesHalf(width: number): Float32Array {
 function poolGradient(pairs: number): Float32Array {
   const dx = new Float32Array(2 * pairs);
   const g = { x: [1, 1, 2 * pairs, 1], y: [1, 1, pairs, 1], kernel: [1, 2], strides: [1, 2], pads: [0, 0, 0, 0] };
-  (addon as unknown as MaxPoolGrad).maxPoolGrad(g, ramp(2 * pairs), new Float32Array(pairs).fill(1), dx);
+  (addon as OneDnnWithNorm).maxPoolGrad(g, ramp(2 * pairs), new Float32Array(pairs).fill(1), dx);
   return dx;
 }
 
