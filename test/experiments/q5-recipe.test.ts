@@ -97,7 +97,8 @@ test('flip + translate TTA averages six views; a net blind to position and mirro
   const plain = evaluate(net, images, { flipTta: false, translateTta: false });
   const flip = evaluate(net, images, { flipTta: true, translateTta: false });
   const all = evaluate(net, images, { ...RECIPE, flipTta: true, translateTta: true });
-  assert.equal(flip.loss.toFixed(6), plain.loss.toFixed(6), 'mirroring does not change channel means');
+  // Equal up to float32 roundoff: the mirrored image's channel sums add the same pixels in another order.
+  assert.ok(Math.abs(flip.loss - plain.loss) < 1e-6 * plain.loss, `mirroring does not change channel means: ${flip.loss} vs ${plain.loss}`);
   assert.ok(Math.abs(all.loss - plain.loss) < 0.02 * plain.loss, `${all.loss} vs ${plain.loss}`);
 });
 
