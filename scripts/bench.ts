@@ -91,6 +91,8 @@ const NETS: Net[] = [
   },
 ];
 
+const RECIPE_NET = NETS.find((n) => n.name === 'q5-recipe')!;
+
 /** Forward FLOPs per image (multiply-adds × 2) of the conv, transposed-conv and dense layers. */
 function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
   seedEverything(0);
@@ -133,7 +135,7 @@ async function printProfile(title: string, fn: () => void): Promise<void> {
 
 /** Where the current recipe's training step and its evaluation forward pass spend their time. */
 async function profileQ5(): Promise<void> {
-  const net = NETS.find((n) => n.name === 'q5-recipe')!;
+  const net = RECIPE_NET;
   const model = net.build();
   const optimizer = net.optimizer();
   const x = tf.randomUniform([net.batch, ...net.input]);
@@ -301,7 +303,7 @@ function wholeEpoch(precision: Precision) {
   rmSync(out, { recursive: true, force: true });
   const batch = manifest.config.batchSize;
   // The recipe's own net (the q5 row above keeps the previous recipe's, to compare across sessions).
-  const step = timeSteps({ ...NETS.find((n) => n.name === 'q5-recipe')!, batch }, options.steps).imagesPerSecond;
+  const step = timeSteps({ ...RECIPE_NET, batch }, options.steps).imagesPerSecond;
   const seconds = metrics.epochs[0].seconds;
   const epochImagesPerSecond = metrics.trainImages / seconds;
   console.log(

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
-import { BATCH_NORM_INFERENCE } from './batch-norm.js';
+import { BATCH_NORM_INFERENCE, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './batch-norm.js';
 import { callKernel, maxPoolGradGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
@@ -203,7 +203,7 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
   if (typeof native.batchNorm !== 'function' || typeof native.batchNormWorkspaceFloats !== 'function') return [];
   tf.registerKernel({
-    kernelName: 'A2BatchNormTrain',
+    kernelName: BATCH_NORM_TRAIN,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
@@ -220,7 +220,7 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
     },
   });
   tf.registerKernel({
-    kernelName: 'A2BatchNormTrainGrad',
+    kernelName: BATCH_NORM_TRAIN_GRAD,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
@@ -234,7 +234,7 @@ export function registerOneDnnBatchNorm(addon: OneDnn): string[] {
       return [dx, dScale, dShift];
     },
   });
-  const names = ['A2BatchNormTrain (+ReLU)', 'A2BatchNormTrainGrad'];
+  const names = [`${BATCH_NORM_TRAIN} (+ReLU)`, BATCH_NORM_TRAIN_GRAD];
   const inference = native.batchNormInference?.bind(native);
   if (!inference) return names;
   tf.registerKernel({
