@@ -2,17 +2,21 @@
 // the q5 CIFAR net of the previous recipe and the current one), one optimizer step at a time, on each tfjs
 // backend that loads here, in each precision (fp32; bf16 with the oneDNN accelerator), and in
 // PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
-// run; then one whole q5 epoch on the real data. Prints a table and writes
+// run; then one whole q5 epoch on the real data. The two q5 nets are timed a2 step, PyTorch step,
+// in turn (a shared host's cores change speed by 2x within seconds, so two engines timed one after
+// the other can be compared at different speeds). Prints a table and writes
 // outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of the
 // same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
 //   npm run bench                 all nets, all backends
 //   npm run bench -- --profile    also: where the q5 recipe's step and evaluation spend their time, kernel by kernel
 //   npm run bench -- --steps 10 --cpu   more timed steps; include the (slow) plain-JS cpu backend
+//   npm run bench -- --rounds 20  more alternating rounds on the q5 nets
 //   npm run bench -- --no-epoch   skip the whole-epoch timing
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { makeConvAutoencoder } from '../experiments/q2-conv-ae.js';
 import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
@@ -23,13 +27,24 @@ import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '.
 
 const options = new Command('bench')
   .option('--steps <n>', 'timed steps per net (median reported)', (v) => Number(v), 6)
+  .option(
+    '--rounds <n>',
+    'alternating a2/PyTorch rounds on the q5 nets, one step per engine and precision each (median reported)',
+    (v) => Number(v),
+    10,
+  )
   .option('--threads <n>', 'PyTorch threads', (v) => Number(v), 2)
   .option('--profile', "print a kernel-by-kernel profile of one training step and one evaluation pass of the q5 recipe's net")
   .option('--cpu', 'also time the plain-JS cpu backend (FC net only; its convolutions take minutes)')
   .option('--no-epoch', 'skip timing one whole q5 epoch on the real CIFAR-10 (about 3 minutes)')
   .option('--out <dir>', 'outputs folder', 'outputs')
   .parse()
-  .opts<{ steps: number; threads: number; profile?: boolean; cpu?: boolean; epoch: boolean; out: string }>();
+  .opts<{ steps: number; rounds: number; threads: number; profile?: boolean; cpu?: boolean; epoch: boolean; out: string }>();
+for (const flag of ['steps', 'rounds', 'threads'] as const)
+  if (!Number.isInteger(options[flag]) || options[flag] < 1) {
+    console.error(`bench: --${flag} expects a whole number ≥ 1, found ${options[flag]}`);
+    process.exit(2);
+  }
 
 const Q5_WIDTHS = [32, 64, 128, 256];
 
@@ -93,28 +108,50 @@ const NETS: Net[] = [
 
 const RECIPE_NET = NETS.find((n) => n.name === 'q5-recipe')!;
 
-/** Forward FLOPs per image (multiply-adds × 2) of the conv, transposed-conv and dense layers. */
-function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
+/** A net built for timing: one training step (or evaluation forward pass) per call, seconds returned. */
+interface Stepper {
+  step(): number;
+  evaluate(): number;
+  /** Training FLOPs per image: 3 × forward (multiply-adds × 2 in the conv, transposed-conv and dense layers). */
+  flopsPerImage: number;
+  dispose(): void;
+}
+
+function stepperFor(net: Net): Stepper {
   seedEverything(0);
   const model = net.build();
   const optimizer = net.optimizer();
   const x = tf.randomUniform([net.batch, ...net.input]);
   const labels = tf.oneHot(tf.randomUniform([net.batch], 0, 10, 'int32') as tf.Tensor1D, 10).toFloat();
-  const step = () =>
-    tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
-  for (let i = 0; i < 2; i++) step();
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
+  const timed = (fn: () => void) => {
     const t = performance.now();
-    step();
-    times.push((performance.now() - t) / 1000);
-  }
-  const median = times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
-  const flops = 3 * forwardFlops(model);
-  tf.dispose([x, labels]);
-  model.dispose();
-  optimizer.dispose();
-  return { imagesPerSecond: net.batch / median, gflops: (flops * net.batch) / median / 1e9 };
+    fn();
+    return (performance.now() - t) / 1000;
+  };
+  const stepper: Stepper = {
+    step: () =>
+      timed(() =>
+        tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync()),
+      ),
+    evaluate: () => timed(() => tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync())),
+    flopsPerImage: 3 * forwardFlops(model),
+    dispose: () => {
+      tf.dispose([x, labels]);
+      model.dispose();
+      optimizer.dispose();
+    },
+  };
+  for (let i = 0; i < 2; i++) stepper.step();
+  return stepper;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
+  const stepper = stepperFor(net);
+  const seconds = median(Array.from({ length: steps }, () => stepper.step()));
+  stepper.dispose();
+  return { imagesPerSecond: net.batch / seconds, gflops: (stepper.flopsPerImage * net.batch) / seconds / 1e9 };
 }
 
 /** Kernel time by kernel name, most first, of one run of fn under tf.profile. */
@@ -136,26 +173,57 @@ async function printProfile(title: string, fn: () => void): Promise<void> {
 /** Where the current recipe's training step and its evaluation forward pass spend their time. */
 async function profileQ5(): Promise<void> {
   const net = RECIPE_NET;
-  const model = net.build();
-  const optimizer = net.optimizer();
-  const x = tf.randomUniform([net.batch, ...net.input]);
-  const labels = tf.oneHot(tf.randomUniform([net.batch], 0, 10, 'int32') as tf.Tensor1D, 10).toFloat();
-  const step = () =>
-    tf.tidy(() => optimizer.minimize(() => net.loss(model.apply(x, { training: true }) as tf.Tensor, x, labels), true)!.dataSync());
-  const evaluate = () => tf.tidy(() => (model.apply(x, { training: false }) as tf.Tensor).dataSync());
+  const stepper = stepperFor(net);
   for (const [what, fn] of [
-    ['training step', step],
-    ['evaluation forward pass', evaluate],
+    ['training step', stepper.step],
+    ['evaluation forward pass', stepper.evaluate],
   ] as const) {
     fn();
-    const started = performance.now();
-    for (let i = 0; i < 3; i++) fn();
-    const ms = (performance.now() - started) / 3;
+    const ms = (1000 * (fn() + fn() + fn())) / 3;
     await printProfile(`q5 recipe net, one ${what} of ${net.batch} images on ${tf.getBackend()} (${ms.toFixed(0)} ms wall, mean of 3)`, fn);
   }
-  tf.dispose([x, labels]);
-  model.dispose();
-  optimizer.dispose();
+  stepper.dispose();
+}
+
+const TORCH_SCRIPT = path.join(PROJECT_ROOT, 'scripts/bench_torch.py');
+/** Nets timed a2 step, PyTorch step, in turn, so that both engines see the same machine. */
+const INTERLEAVED = new Set(['q5-cifar', 'q5-recipe']);
+
+interface TorchServer {
+  version: string;
+  threads: number;
+  nets: Record<string, { config: string; precision: Precision }[]>;
+  step(net: string, config: string): Promise<{ seconds?: number; error?: string }>;
+  close(): void;
+}
+
+/** PyTorch timing one training step per request (`bench_torch.py serve`), or undefined (and why, printed) if it does not start. */
+async function startTorchServer(): Promise<TorchServer | undefined> {
+  const child = spawn('/usr/bin/python3', [TORCH_SCRIPT, 'serve', ...torchArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.on('error', (e) => (stderr += e.message));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const line = await lines.next();
+    return line.done ? undefined : (JSON.parse(line.value) as Record<string, unknown>);
+  };
+  const header = await next();
+  if (header === undefined) {
+    torchNotRun(stderr);
+    return undefined;
+  }
+  const { torch: version, threads, nets } = header as { torch: string; threads: number; nets: TorchServer['nets'] };
+  return {
+    version,
+    threads,
+    nets,
+    step: async (net, config) => {
+      child.stdin.write(`${JSON.stringify({ net, config })}\n`);
+      return (await next()) ?? { error: `PyTorch stopped: ${stderr.trim().split('\n').pop()}` };
+    },
+    close: () => child.stdin.end(),
+  };
 }
 
 const info = await initBackend('auto');
@@ -169,6 +237,8 @@ interface Row {
   batch: number;
   imagesPerSecond: number;
   gflops?: number;
+  /** Timed in alternation with the other engine's steps (the q5 nets), not in a block of its own. */
+  alternating?: true;
 }
 const rows: Row[] = [];
 const backends = [info.tfjsBackend, ...(options.cpu ? ['cpu'] : [])];
@@ -177,7 +247,7 @@ for (const backend of backends) {
   for (const precision of backend === info.tfjsBackend ? precisions : (['fp32'] as const)) {
     await initBackend('auto', { precision });
     for (const net of NETS) {
-      if (backend === 'cpu' && net.name !== 'q2-fc-ae') continue;
+      if (INTERLEAVED.has(net.name) || (backend === 'cpu' && net.name !== 'q2-fc-ae')) continue;
       const r = timeSteps(net, options.steps);
       rows.push({
         net: net.name,
@@ -191,28 +261,37 @@ for (const backend of backends) {
   }
 }
 await tf.setBackend(info.tfjsBackend);
-await initBackend('auto', { precision: defaultPrecision });
 
+const torchArgs = [
+  String(options.threads),
+  Q5_WIDTHS.join(','),
+  JSON.stringify({
+    widths: RECIPE.widths,
+    batch: RECIPE.batchSize,
+    labelSmoothing: RECIPE.labelSmoothing,
+    momentum: RECIPE.momentum,
+    logitScale: RECIPE.logitScale,
+    bnScale: RECIPE.bnScale,
+  }),
+];
+const torchEngine = (version: string, config: string, threads: number) => `PyTorch ${version} ${config} (${threads} thr)`;
 let torchVersion: string | undefined;
+const torchErrors: string[] = [];
+const torchNotRun = (stderr: string) =>
+  console.error(`PyTorch reference not run: ${stderr.split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`);
 const torch = spawnSync(
   '/usr/bin/python3',
   [
-    path.join(PROJECT_ROOT, 'scripts/bench_torch.py'),
-    String(options.threads),
+    TORCH_SCRIPT,
+    torchArgs[0],
     String(options.steps),
-    Q5_WIDTHS.join(','),
-    JSON.stringify({
-      widths: RECIPE.widths,
-      batch: RECIPE.batchSize,
-      labelSmoothing: RECIPE.labelSmoothing,
-      momentum: RECIPE.momentum,
-      logitScale: RECIPE.logitScale,
-      bnScale: RECIPE.bnScale,
-    }),
+    ...torchArgs.slice(1),
+    [...NETS.filter((n) => !INTERLEAVED.has(n.name))].map((n) => n.name).join(','),
   ],
-  { encoding: 'utf8' },
+  {
+    encoding: 'utf8',
+  },
 );
-const torchErrors: string[] = [];
 if (torch.status === 0) {
   const parsed = JSON.parse(torch.stdout) as {
     torch: string;
@@ -221,21 +300,69 @@ if (torch.status === 0) {
   };
   torchVersion = parsed.torch;
   for (const r of parsed.rows) {
-    const engine = `PyTorch ${parsed.torch} ${r.config} (${parsed.threads} thr)`;
+    const engine = torchEngine(parsed.torch, r.config, parsed.threads);
     if (r.imagesPerSecond === undefined) torchErrors.push(`${r.net} ${engine}: did not run (${r.error})`);
     else rows.push({ net: r.net, engine, precision: r.precision, batch: r.batch, imagesPerSecond: r.imagesPerSecond });
   }
-} else {
-  console.error(
-    `PyTorch reference not run: ${(torch.stderr || torch.error?.message || '').split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`,
-  );
-}
+} else torchNotRun(torch.stderr || torch.error?.message || '');
 
-console.log(`\n${'net'.padEnd(12)}${'engine'.padEnd(50)}${'precision'.padEnd(10)}batch    images/s   GFLOP/s`);
+// The q5 nets: one a2 step in each precision, then one PyTorch step in each configuration, round after round.
+const torchServer = torch.status === 0 ? await startTorchServer() : undefined;
+for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
+  const ours = precisions.map((precision) => ({ precision, stepper: stepperFor(net), seconds: [] as number[] }));
+  const theirs = (torchServer?.nets[net.name] ?? []).map((c) => ({
+    ...c,
+    seconds: [] as number[],
+    error: undefined as string | undefined,
+  }));
+  for (let round = 0; round < options.rounds; round++) {
+    for (const o of ours) {
+      await initBackend('auto', { precision: o.precision });
+      o.seconds.push(o.stepper.step());
+    }
+    for (const t of theirs.filter((t) => t.error === undefined)) {
+      const reply = await torchServer!.step(net.name, t.config);
+      if (reply.seconds === undefined) t.error = reply.error ?? 'no reply';
+      else t.seconds.push(reply.seconds);
+    }
+  }
+  for (const o of ours) {
+    const seconds = median(o.seconds);
+    rows.push({
+      net: net.name,
+      engine: `a2 tfjs ${info.name}`,
+      precision: o.precision,
+      batch: net.batch,
+      imagesPerSecond: net.batch / seconds,
+      gflops: (o.stepper.flopsPerImage * net.batch) / seconds / 1e9,
+      alternating: true,
+    });
+    o.stepper.dispose();
+  }
+  for (const t of theirs) {
+    const engine = torchEngine(torchServer!.version, t.config, torchServer!.threads);
+    if (t.error !== undefined) torchErrors.push(`${net.name} ${engine}: did not run (${t.error})`);
+    else
+      rows.push({
+        net: net.name,
+        engine,
+        precision: t.precision,
+        batch: net.batch,
+        imagesPerSecond: net.batch / median(t.seconds),
+        alternating: true,
+      });
+  }
+}
+torchServer?.close();
+await initBackend('auto', { precision: defaultPrecision });
+
+console.log(`\n${'net'.padEnd(12)}${'engine'.padEnd(58)}${'precision'.padEnd(10)}batch    images/s   GFLOP/s`);
 for (const r of rows)
   console.log(
-    `${r.net.padEnd(12)}${r.engine.padEnd(50)}${r.precision.padEnd(10)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`,
+    `${r.net.padEnd(12)}${(r.engine + (r.alternating ? ' *' : '')).padEnd(58)}${r.precision.padEnd(10)}${String(r.batch).padStart(5)}${r.imagesPerSecond.toFixed(0).padStart(12)}${r.gflops ? r.gflops.toFixed(1).padStart(10) : ''}`,
   );
+if (rows.some((r) => r.alternating))
+  console.log(`* median of ${options.rounds} steps timed in turn with the other engine's, one step each per round`);
 for (const e of torchErrors) console.log(e);
 
 /** a2 against PyTorch on one net: its default precision vs PyTorch's best of that precision, and fastest vs fastest. */
@@ -262,6 +389,7 @@ const epoch = options.epoch ? wholeEpoch(defaultPrecision) : null;
 writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
   date: new Date().toISOString(),
   steps: options.steps,
+  rounds: options.rounds,
   backend: info.name,
   defaultPrecision,
   kernels: info.kernels,
@@ -298,24 +426,30 @@ function wholeEpoch(precision: Precision) {
   const metrics = JSON.parse(readFileSync(path.join(out, 'q5-cifar', 'metrics.json'), 'utf8')) as {
     trainImages: number;
     testImages: number;
-    epochs: { seconds: number }[];
+    epochs: { seconds: number; evalSeconds: number }[];
   };
   rmSync(out, { recursive: true, force: true });
   const batch = manifest.config.batchSize;
   // The recipe's own net (the q5 row above keeps the previous recipe's, to compare across sessions).
   const step = timeSteps({ ...RECIPE_NET, batch }, options.steps).imagesPerSecond;
-  const seconds = metrics.epochs[0].seconds;
+  const { seconds, evalSeconds } = metrics.epochs[0];
   const epochImagesPerSecond = metrics.trainImages / seconds;
+  // Training alone (batch assembly, augmentation, steps, Lookahead) against the pure step: what the input pipeline costs.
+  const trainingImagesPerSecond = metrics.trainImages / (seconds - evalSeconds);
+  const pct = (a: number) => `${((100 * a) / step).toFixed(0)}%`;
   console.log(
-    `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images, the recipe's test-time views): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s vs ${step.toFixed(0)} for the pure step (${((100 * epochImagesPerSecond) / step).toFixed(0)}%)`,
+    `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images, the recipe's test-time views): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s, ${pct(epochImagesPerSecond)} of the pure step's ${step.toFixed(0)}; of it, training ${(seconds - evalSeconds).toFixed(1)} s = ${trainingImagesPerSecond.toFixed(0)} images/s (${pct(trainingImagesPerSecond)} of the step), the test pass ${evalSeconds.toFixed(1)} s`,
   );
   return {
     precision,
     batch,
     seconds,
+    evalSeconds,
     trainImages: metrics.trainImages,
     epochImagesPerSecond,
+    trainingImagesPerSecond,
     stepImagesPerSecond: step,
     ratio: epochImagesPerSecond / step,
+    trainingRatio: trainingImagesPerSecond / step,
   };
 }

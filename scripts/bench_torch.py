@@ -1,14 +1,20 @@
-"""PyTorch reference for `npm run bench`: the same three nets, one training step each, images/s.
+"""PyTorch reference for `npm run bench`: the same nets, one training step at a time, images/s.
 
 Each net in every configuration PyTorch's CPU path offers here: NCHW fp32 (the default),
 channels_last fp32 (conv nets only), and channels_last + bf16 autocast (fp32 weights, bf16
 products), so a2 is compared with PyTorch's strongest setting, not its default.
 
-usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS RECIPE_JSON
+usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS RECIPE_JSON [NET,...]
+       /usr/bin/python3 scripts/bench_torch.py serve THREADS Q5_WIDTHS RECIPE_JSON
 (Q5_WIDTHS comma-separated, the previous q5 net's; RECIPE_JSON the current recipe's widths, batch,
-labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them)
-Prints one JSON object: {"torch": version, "threads": n, "rows": [{"net", "config", "precision",
-"batch", "imagesPerSecond"} | {"net", "config", "error"}]}.
+labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them; NET,... only
+those nets.) The first form prints one JSON object: {"torch": version, "threads": n, "rows":
+[{"net", "config", "precision", "batch", "imagesPerSecond"} | {"net", "config", "error"}]}.
+The second times one step per request, so that the caller can alternate its own steps with
+PyTorch's and both see the same machine (on a shared host the speed of the cores moves by 2x
+within seconds): it prints {"torch", "threads", "nets": {net: [{"config", "precision"}]}} once, then for each stdin line {"net", "config"}
+one line {"net", "config", "precision", "batch", "seconds"} or {"net", "config", "error"}.
+The first request for a net and configuration builds it and runs three warm-up steps first.
 """
 import json
 import statistics
@@ -18,9 +24,14 @@ import time
 import torch
 from torch import nn
 
-threads, steps = int(sys.argv[1]), int(sys.argv[2])
-widths = [int(w) for w in sys.argv[3].split(",")]
-recipe = json.loads(sys.argv[4])
+serving = sys.argv[1] == "serve"
+args = sys.argv[2:] if serving else sys.argv[1:]
+threads = int(args[0])
+steps = 0 if serving else int(args[1])
+args = args[1:] if serving else args[2:]
+widths = [int(w) for w in args[0].split(",")]
+recipe = json.loads(args[1])
+only = set(args[2].split(",")) if len(args) > 2 else None
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -87,18 +98,17 @@ def recipe_net(r):
     return nn.Sequential(*layers, *head)
 
 
-def bench(model, x, loss_fn, opt, autocast):
-    times = []
-    for i in range(steps + 3):
+def stepper(model, x, loss_fn, opt, autocast):
+    """One training step per call; returns its seconds."""
+    def step():
         t = time.perf_counter()
         opt.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             loss = loss_fn(model(x))
         loss.backward()
         opt.step()
-        if i >= 3:
-            times.append(time.perf_counter() - t)
-    return x.shape[0] / statistics.median(times)
+        return time.perf_counter() - t
+    return step
 
 
 CONFIGS = [  # name, precision, channels_last, autocast
@@ -106,37 +116,84 @@ CONFIGS = [  # name, precision, channels_last, autocast
     ("channels_last fp32", "fp32", True, False),
     ("channels_last bf16 autocast", "bf16", True, True),
 ]
+NETS = {}
 
 
-def run(net, make, x, loss_of, make_opt, convolutional=True):
+def add(net, make, x, loss_of, make_opt, convolutional=True):
+    """Registers a net in each configuration that applies to it: (config, precision, build)."""
+    configs = []
     for config, precision, channels_last, autocast in CONFIGS:
         if channels_last and not convolutional:
             if not autocast:
                 continue  # no 4-D activations: the layout changes nothing
             config, channels_last = "bf16 autocast", False
-        torch.manual_seed(0)
-        model, xx = make(), x
-        if channels_last:
-            model, xx = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-        row = {"net": net, "config": config, "precision": precision, "batch": x.shape[0]}
-        try:
-            row["imagesPerSecond"] = bench(model, xx, lambda y: loss_of(y.float(), xx), make_opt(model), autocast)
-        except RuntimeError as e:  # a configuration this build of PyTorch cannot run
-            row["error"] = str(e).split("\n")[0][:200]
-        result["rows"].append(row)
+
+        def build(channels_last=channels_last, autocast=autocast):
+            torch.manual_seed(0)
+            model, xx = make(), x
+            if channels_last:
+                model, xx = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+            return stepper(model, xx, lambda y: loss_of(y.float(), xx), make_opt(model), autocast)
+        configs.append((config, precision, build))
+    NETS[net] = (x.shape[0], configs)
 
 
-result = {"torch": torch.__version__, "threads": threads, "rows": []}
 adam = lambda m: torch.optim.Adam(m.parameters(), 1e-3)
 l1 = lambda y, x: (y - x.float()).abs().mean()
-run("q2-fc-ae", fc_ae, torch.rand(256, 1, 28, 28), l1, adam, convolutional=False)
-run("q2-conv-ae", conv_ae, torch.rand(128, 1, 28, 28), l1, adam)
+add("q2-fc-ae", fc_ae, torch.rand(256, 1, 28, 28), l1, adam, convolutional=False)
+add("q2-conv-ae", conv_ae, torch.rand(128, 1, 28, 28), l1, adam)
 labels = torch.randint(0, 10, (128,))
 ce = nn.CrossEntropyLoss(label_smoothing=0.2)
-run("q5-cifar", lambda: cifar_net(widths), torch.randn(128, 3, 32, 32), lambda y, _x: ce(y, labels),
+add("q5-cifar", lambda: cifar_net(widths), torch.randn(128, 3, 32, 32), lambda y, _x: ce(y, labels),
     lambda m: torch.optim.SGD(m.parameters(), 0.1, momentum=0.9, nesterov=True))
 recipe_labels = torch.randint(0, 10, (recipe["batch"],))
 recipe_ce = nn.CrossEntropyLoss(label_smoothing=recipe["labelSmoothing"])
-run("q5-recipe", lambda: recipe_net(recipe), torch.randn(recipe["batch"], 3, 32, 32), lambda y, _x: recipe_ce(y, recipe_labels),
+add("q5-recipe", lambda: recipe_net(recipe), torch.randn(recipe["batch"], 3, 32, 32), lambda y, _x: recipe_ce(y, recipe_labels),
     lambda m: torch.optim.SGD([p for p in m.parameters() if p.requires_grad], 0.1, momentum=recipe["momentum"], nesterov=True))
-print(json.dumps(result))
+
+
+def warmed(build):
+    step = build()
+    for _ in range(3):
+        step()
+    return step
+
+
+def error_of(e):
+    return str(e).split("\n")[0][:200]
+
+
+if serving:
+    nets = {net: [{"config": c, "precision": p} for c, p, _ in configs] for net, (_, configs) in NETS.items()}
+    print(json.dumps({"torch": torch.__version__, "threads": threads, "nets": nets}), flush=True)
+    built = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        net, config = request["net"], request["config"]
+        reply = {"net": net, "config": config}
+        try:
+            batch, configs = NETS[net]
+            precision, build = next((p, b) for c, p, b in configs if c == config)
+            reply.update(precision=precision, batch=batch)
+            if (net, config) not in built:
+                built[(net, config)] = warmed(build)
+            reply["seconds"] = built[(net, config)]()
+        except (KeyError, StopIteration):
+            reply["error"] = "no such net and configuration here"
+        except RuntimeError as e:  # a configuration this build of PyTorch cannot run
+            reply["error"] = error_of(e)
+        print(json.dumps(reply), flush=True)
+else:
+    result = {"torch": torch.__version__, "threads": threads, "rows": []}
+    for net, (batch, configs) in NETS.items():
+        if only is not None and net not in only:
+            continue
+        for config, precision, build in configs:
+            row = {"net": net, "config": config, "precision": precision, "batch": batch}
+            try:
+                step = warmed(build)
+                row["imagesPerSecond"] = batch / statistics.median(step() for _ in range(steps))
+            except RuntimeError as e:
+                row["error"] = error_of(e)
+            result["rows"].append(row)
+    print(json.dumps(result))
