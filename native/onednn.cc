@@ -119,24 +119,37 @@ float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) 
 
 // One operand of a primitive: the f32 buffer tfjs owns (NHWC activations, HWIO filters) and,
 // where the primitive wants another type or layout, a scratch buffer plus cached reorders.
+// Where it wants plain NHWC bf16, the caller may lend a buffer of its own for the bf16 copy
+// (filled here, or already filled by an earlier call on the same tensor), so that one tensor is
+// converted once for the two convolutions that read it.
 struct Operand {
   memory::desc user, prim;
   std::unique_ptr<reorder> toPrim, toUser;
   std::unique_ptr<memory> scratch;
+  bool plainBf16 = false;
 
   void init(const memory::desc& userDesc, const memory::desc& primDesc, bool in, bool out) {
     user = userDesc;
     prim = primDesc;
     if (user == prim) return;
     auto& eng = cpuEngine();
+    plainBf16 = in && prim == memory::desc(user.dims(), dt::bf16, tag::nhwc);
     scratch = std::make_unique<memory>(prim, eng);
     if (in) toPrim = std::make_unique<reorder>(reorder::primitive_desc(eng, user, eng, prim));
     if (out) toUser = std::make_unique<reorder>(reorder::primitive_desc(eng, prim, eng, user));
   }
-  // The memory the primitive reads or writes; an input is converted into it first.
-  memory bind(float* data) {
+  // The memory the primitive reads or writes; an input is converted into it first, unless `copy`
+  // (a lent bf16 buffer, used only where the primitive reads plain NHWC bf16) already holds it.
+  // `lent` says whether the lent buffer was used.
+  memory bind(float* data, uint16_t* copy = nullptr, bool copyReady = false, bool* lent = nullptr) {
     memory userMem(user, cpuEngine(), data);
     if (!scratch) return userMem;
+    if (copy && plainBf16) {
+      memory copyMem(prim, cpuEngine(), copy);
+      if (!copyReady) toPrim->execute(cpuStream(), userMem, copyMem);
+      if (lent) *lent = true;
+      return copyMem;
+    }
     if (toPrim) toPrim->execute(cpuStream(), userMem, *scratch);
     return *scratch;
   }
@@ -234,22 +247,42 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
   return remember(cache, key, std::unique_ptr<Cached>(entry));
 }
 
-// conv(kind, geometry, x|dx, filter|dW, y|dy[, precision]): kind is forward, backwardData or
-// backwardWeights; the buffer that kind writes is overwritten. precision "bf16" computes the
-// product in bfloat16 with f32 outputs (falling back to f32 where oneDNN has no fast bf16
-// kernel for the shape). Returns the oneDNN implementation's name.
+// A lent bf16 copy: a Uint16Array of the operand's element count (or null/absent: none).
+uint16_t* lentCopy(const Napi::CallbackInfo& info, size_t at, const memory::dims& dims, const char* what) {
+  if (info.Length() <= at || info[at].IsNull() || info[at].IsUndefined()) return nullptr;
+  if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
+    throw std::invalid_argument(std::string(what) + ": expected a Uint16Array or null");
+  Napi::Uint16Array a = info[at].As<Napi::Uint16Array>();
+  int64_t expected = 1;
+  for (auto d : dims) expected *= d;
+  if (static_cast<int64_t>(a.ElementLength()) != expected)
+    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(expected) + " bf16 values for its dims, found " +
+                                std::to_string(a.ElementLength()));
+  return a.Data();
+}
+
+// conv(kind, geometry, x|dx, filter|dW, y|dy[, precision[, xCopy, yCopy, xCopyReady, yCopyReady]]):
+// kind is forward, backwardData or backwardWeights; the buffer that kind writes is overwritten.
+// precision "bf16" computes the product in bfloat16 with f32 outputs (falling back to f32 where
+// oneDNN has no fast bf16 kernel for the shape). xCopy/yCopy lend bf16 buffers for the input
+// operands x and dy (see Operand). Returns {impl: oneDNN's implementation name, xCopied, yCopied:
+// whether the lent buffer was used, and so holds the bf16 copy}.
 Napi::Value Conv(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, precision])");
+    if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, precision, xCopy, yCopy, xCopyReady, yCopyReady])");
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Geometry g = geometry(info[1].As<Napi::Object>());
     bool bf16 = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "bf16";
     float* x = dataOf(info[2], g.src, "conv x");
     float* w = dataOf(info[3], g.weights, "conv filter");
     float* y = dataOf(info[4], g.dst, "conv y");
+    uint16_t* xCopy = kind == "backwardData" ? nullptr : lentCopy(info, 6, g.src, "conv x copy");
+    uint16_t* yCopy = kind == "forward" ? nullptr : lentCopy(info, 7, g.dst, "conv y copy");
+    bool xReady = info.Length() > 8 && info[8].ToBoolean().Value(), yReady = info.Length() > 9 && info[9].ToBoolean().Value();
     Cached& c = getCached(kind, g, bf16);
     auto& strm = cpuStream();
-    memory xm = c.x.bind(x), wm = c.w.bind(w), ym = c.y.bind(y);
+    bool xCopied = false, yCopied = false;
+    memory xm = c.x.bind(x, xCopy, xReady, &xCopied), wm = c.w.bind(w), ym = c.y.bind(y, yCopy, yReady, &yCopied);
     if (kind == "forward") {
       c.prim.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
       c.y.writeBack(y);
@@ -261,7 +294,11 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
       c.w.writeBack(w);
     }
     strm.wait();
-    return Napi::String::New(env, c.impl);
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("impl", c.impl);
+    result.Set("xCopied", xCopied);
+    result.Set("yCopied", yCopied);
+    return result;
   });
 }
 

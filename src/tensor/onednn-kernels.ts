@@ -22,6 +22,7 @@ interface Geometry {
 }
 export type Precision = 'fp32' | 'bf16';
 interface OneDnn {
+  /** xCopy/yCopy lend bf16 buffers for the input operands (x; dy), `ready` when an earlier call filled them. */
   conv(
     kind: 'forward' | 'backwardData' | 'backwardWeights',
     g: Geometry,
@@ -29,7 +30,11 @@ interface OneDnn {
     w: Float32Array,
     y: Float32Array,
     precision?: 'f32' | 'bf16',
-  ): string;
+    xCopy?: Uint16Array | null,
+    yCopy?: Uint16Array | null,
+    xCopyReady?: boolean,
+    yCopyReady?: boolean,
+  ): { impl: string; xCopied?: boolean; yCopied?: boolean };
   version: string;
   /** Entries of the addon's shape-keyed primitive caches, each capped at `maxCachedPrimitives` (absent in addons built before the cap). */
   cachedPrimitives?(): { conv: number; batchNorm: number; maxPool: number };
@@ -95,14 +100,117 @@ function geometryOf(xShape: number[], filterShape: number[], a: ConvAttrs): Geom
 
 const view = (backend: BackendWasm, t: TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
 
+type DataId = TensorInfo['dataId'];
+
+/**
+ * bf16 copies of the tensors bf16 convolutions read, by tfjs data id. Each activation is read twice
+ * (forward, then the weight gradient) and each gradient dy twice (data and weight gradients): kept
+ * here, each is converted once. A data id's contents never change in tfjs (a new value gets a new
+ * id), so a copy stays right until the backend frees the id, when it is dropped and its buffer
+ * pooled for the next tensor of its size (the pool holds at most POOL_BYTES).
+ */
+class Bf16Copies {
+  private readonly copies = new Map<DataId, Uint16Array>();
+  private readonly pool = new Map<number, Uint16Array[]>();
+  private pooledBytes = 0;
+  private static readonly POOL_BYTES = 1 << 30;
+
+  /** Starts dropping copies when `backend` frees their tensors. */
+  constructor(backend: BackendWasm) {
+    const disposeData = backend.disposeData.bind(backend);
+    backend.disposeData = (dataId: DataId, force?: boolean) => {
+      const freed = disposeData(dataId, force);
+      if (freed) this.drop(dataId);
+      return freed;
+    };
+  }
+
+  /** The copy of `t` if one exists (ready), else a buffer to fill. */
+  lend(t: TensorInfo): { buffer: Uint16Array; ready: boolean } {
+    const kept = this.copies.get(t.dataId);
+    if (kept) return { buffer: kept, ready: true };
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    const pooled = this.pool.get(size)?.pop();
+    if (pooled) this.pooledBytes -= pooled.byteLength;
+    return { buffer: pooled ?? new Uint16Array(size), ready: false };
+  }
+
+  /** After the call: keep a filled buffer as the copy of `t`, or take an unused one back. */
+  settle(t: TensorInfo, lent: { buffer: Uint16Array; ready: boolean }, filled: boolean | undefined): void {
+    if (lent.ready) return;
+    if (filled) this.copies.set(t.dataId, lent.buffer);
+    else this.recycle(lent.buffer);
+  }
+
+  private drop(dataId: DataId): void {
+    const copy = this.copies.get(dataId);
+    if (!copy) return;
+    this.copies.delete(dataId);
+    this.recycle(copy);
+  }
+
+  private recycle(buffer: Uint16Array): void {
+    if (this.pooledBytes + buffer.byteLength > Bf16Copies.POOL_BYTES) return;
+    const free = this.pool.get(buffer.length) ?? [];
+    free.push(buffer);
+    this.pool.set(buffer.length, free);
+    this.pooledBytes += buffer.byteLength;
+  }
+
+  /** Copies held and bytes pooled, for tests. */
+  get sizes(): { copies: number; pooledBytes: number } {
+    return { copies: this.copies.size, pooledBytes: this.pooledBytes };
+  }
+}
+
+let bf16Copies: Bf16Copies | undefined;
+let reuseBf16Copies = true;
+/** Whether bf16 convolutions keep each input's bf16 copy for the next convolution that reads it (the results are the same bits either way). */
+export function setBf16CopyReuse(on: boolean): void {
+  reuseBf16Copies = on;
+}
+/** bf16 copies held and bytes pooled (zero copies once every tensor a convolution read is disposed). */
+export function bf16CopySizes(): { copies: number; pooledBytes: number } {
+  return bf16Copies?.sizes ?? { copies: 0, pooledBytes: 0 };
+}
+
 export function registerOneDnnKernels(addon: OneDnn): string[] {
   // Each falls back to the kernel it replaces (shipped, or a2's composite) for NCHW and odd cases.
   const replace = (name: string, make: (previous: KernelFunc) => KernelFunc) => setWasmKernel(name, (previous) => make(previous!));
 
+  // One convolution; x and y are the input, output or gradient tensors by the kind's roles.
+  const conv = (
+    backend: BackendWasm,
+    kind: 'forward' | 'backwardData' | 'backwardWeights',
+    g: Geometry,
+    x: TensorInfo,
+    w: TensorInfo,
+    y: TensorInfo,
+  ) => {
+    const precision = addonPrecision();
+    const copies = precision === 'bf16' && reuseBf16Copies ? (bf16Copies ??= new Bf16Copies(backend)) : undefined;
+    const xCopy = copies && kind !== 'backwardData' ? copies.lend(x) : undefined;
+    const yCopy = copies && kind !== 'forward' ? copies.lend(y) : undefined;
+    const done = addon.conv(
+      kind,
+      g,
+      view(backend, x),
+      view(backend, w),
+      view(backend, y),
+      precision,
+      xCopy?.buffer ?? null,
+      yCopy?.buffer ?? null,
+      xCopy?.ready ?? false,
+      yCopy?.ready ?? false,
+    );
+    if (xCopy) copies!.settle(x, xCopy, done.xCopied);
+    if (yCopy) copies!.settle(y, yCopy, done.yCopied);
+  };
+
   const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
     const out = backend.makeOutput(g.y, 'float32');
-    addon.conv('forward', g, view(backend, x), view(backend, filter), view(backend, out), addonPrecision());
+    conv(backend, 'forward', g, x, filter, out);
     return out;
   };
 
@@ -140,7 +248,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const backend = args.backend as BackendWasm;
     const g = geometryOf(attrs.inputShape, filter.shape, attrs);
     const dx = backend.makeOutput(attrs.inputShape, 'float32');
-    addon.conv('backwardData', g, view(backend, dx), view(backend, filter), view(backend, dy), addonPrecision());
+    conv(backend, 'backwardData', g, dx, filter, dy);
     return dx;
   });
 
@@ -151,7 +259,7 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const backend = args.backend as BackendWasm;
     const g = geometryOf(x.shape, attrs.filterShape, attrs);
     const dw = backend.makeOutput(attrs.filterShape, 'float32');
-    addon.conv('backwardWeights', g, view(backend, x), view(backend, dw), view(backend, dy), addonPrecision());
+    conv(backend, 'backwardWeights', g, x, dw, dy);
     return dw;
   });
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];

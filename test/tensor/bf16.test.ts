@@ -141,3 +141,46 @@ test('a short real CIFAR-10 training run in bf16 tracks fp32 from the same start
   assert.ok(gap < 0.05, `bf16 loss curve strays from fp32 by ${gap} on average`);
   assert.ok(Math.abs(mean(fp32.slice(-10)) - mean(bf16.slice(-10))) < 0.08);
 });
+
+test('bf16 convolutions convert each input once (its copy kept for the next reader): same bits, no copy outlives its tensor', {
+  skip,
+}, async () => {
+  const { bf16CopySizes, setBf16CopyReuse } = await import('../../src/tensor/onednn-kernels.js');
+  await initBackend('auto', { precision: 'bf16' });
+  const weightsAfterSteps = (reuse: boolean) => {
+    setBf16CopyReuse(reuse);
+    seedEverything(3);
+    const model = makeCifarNet([16, 32, 32, 32]);
+    const optimizer = tf.train.momentum(0.05, 0.9, true);
+    const x = tf.tensor4d(randomValues(16 * 32 * 32 * 3, 21), [16, 32, 32, 3]);
+    const y = tf
+      .oneHot(
+        tf.tensor1d(
+          Array.from({ length: 16 }, (_, i) => i % 10),
+          'int32',
+        ),
+        10,
+      )
+      .toFloat();
+    for (let s = 0; s < 3; s++)
+      tf.tidy(() =>
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar),
+      );
+    const held = bf16CopySizes().copies;
+    const weights = model.getWeights().map((w) => w.dataSync().slice());
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+    return { weights, held };
+  };
+  const converted = weightsAfterSteps(false);
+  const reused = weightsAfterSteps(true);
+  setBf16CopyReuse(true);
+  await initBackend('auto', { precision: 'fp32' });
+  assert.equal(converted.held, 0);
+  // Every tensor the steps' convolutions read was disposed with its step: no copy may remain.
+  assert.equal(reused.held, 0, 'bf16 copies outlived the tensors they copy');
+  assert.ok(bf16CopySizes().pooledBytes > 0, 'no bf16 copy was made (did bf16 run?)');
+  assert.equal(reused.weights.length, converted.weights.length);
+  for (const [i, w] of reused.weights.entries()) assert.deepEqual(w, converted.weights[i], `weight ${i} differs with reuse`);
+});
