@@ -181,7 +181,9 @@ Types typesOf(const std::string& kind, bool bf16) {
   return {dt::bf16, dt::f32, dt::bf16};
 }
 
-Cached* build(const std::string& kind, const Geometry& g, bool bf16) {
+// withBias: a forward convolution adds a per-channel bias to each finished sum (the same bits as
+// adding it after). A ReLU is not fused: oneDNN's maps NaN to 0, tfjs's keeps it.
+Cached* build(const std::string& kind, const Geometry& g, bool bf16, bool withBias) {
   auto& eng = cpuEngine();
   Types t = typesOf(kind, bf16);
   // Activations stay NHWC (bf16 copies converted on the way in, f32 outputs written in place;
@@ -199,7 +201,16 @@ Cached* build(const std::string& kind, const Geometry& g, bool bf16) {
                                 g.padL, g.padR),
       eng);
   memory::desc chosenX, chosenW, chosenY;
-  if (kind == "forward") {
+  if (kind == "forward" && withBias) {
+    auto pd = convolution_forward::primitive_desc(
+        convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, memory::desc(g.src, ft.x, act),
+                                  memory::desc(g.weights, wType, tag::any), memory::desc({g.dst[1]}, dt::f32, tag::a),
+                                  memory::desc(g.dst, ft.y, act), g.strides, g.dilation, g.padL, g.padR),
+        eng);
+    entry->prim = convolution_forward(pd);
+    chosenX = pd.src_desc(), chosenW = pd.weights_desc(), chosenY = pd.dst_desc();
+    entry->impl = pd.impl_info_str();
+  } else if (kind == "forward") {
     entry->prim = convolution_forward(fwdPd);
     chosenX = fwdPd.src_desc(), chosenW = fwdPd.weights_desc(), chosenY = fwdPd.dst_desc();
     entry->impl = fwdPd.impl_info_str();
@@ -227,8 +238,8 @@ Cached* build(const std::string& kind, const Geometry& g, bool bf16) {
   return entry.release();
 }
 
-Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
-  std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32");
+Cached& getCached(const std::string& kind, const Geometry& g, bool bf16, bool withBias) {
+  std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32") + (withBias ? ",bias" : "");
   auto found = cache.find(key);
   if (found != cache.end()) return *found->second;
   // The stem (3 input channels) gains nothing from bf16: its products are too short to fill AMX
@@ -238,53 +249,64 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
   if (useBf16) {
     // A CPU without AVX-512 has no bf16 convolution in oneDNN 2.x: such shapes run in f32.
     try {
-      entry = build(kind, g, true);
+      entry = build(kind, g, true, withBias);
     } catch (const dnnl::error&) {
       entry = nullptr;
     }
   }
-  if (!entry) entry = build(kind, g, false);
+  if (!entry) entry = build(kind, g, false, withBias);
   return remember(cache, key, std::unique_ptr<Cached>(entry));
 }
 
 // A lent bf16 copy: a Uint16Array of the operand's element count (or null/absent: none).
-uint16_t* lentCopy(const Napi::CallbackInfo& info, size_t at, const memory::dims& dims, const char* what) {
-  if (info.Length() <= at || info[at].IsNull() || info[at].IsUndefined()) return nullptr;
-  if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
-    throw std::invalid_argument(std::string(what) + ": expected a Uint16Array or null");
-  Napi::Uint16Array a = info[at].As<Napi::Uint16Array>();
+uint16_t* lentCopy(const Napi::Object& options, const char* key, const memory::dims& dims) {
+  Napi::Value v = options.Get(key);
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
+    throw std::invalid_argument(std::string("conv ") + key + ": expected a Uint16Array or null");
+  Napi::Uint16Array a = v.As<Napi::Uint16Array>();
   int64_t expected = 1;
   for (auto d : dims) expected *= d;
   if (static_cast<int64_t>(a.ElementLength()) != expected)
-    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(expected) + " bf16 values for its dims, found " +
+    throw std::invalid_argument(std::string("conv ") + key + ": expected " + std::to_string(expected) + " bf16 values for its dims, found " +
                                 std::to_string(a.ElementLength()));
   return a.Data();
 }
 
-// conv(kind, geometry, x|dx, filter|dW, y|dy[, precision[, xCopy, yCopy, xCopyReady, yCopyReady]]):
-// kind is forward, backwardData or backwardWeights; the buffer that kind writes is overwritten.
-// precision "bf16" computes the product in bfloat16 with f32 outputs (falling back to f32 where
-// oneDNN has no fast bf16 kernel for the shape). xCopy/yCopy lend bf16 buffers for the input
-// operands x and dy (see Operand). Returns {impl: oneDNN's implementation name, xCopied, yCopied:
-// whether the lent buffer was used, and so holds the bf16 copy}.
+// conv(kind, geometry, x|dx, filter|dW, y|dy[, options]): kind is forward, backwardData or
+// backwardWeights; the buffer that kind writes is overwritten. options (all optional):
+// - precision: "bf16" computes the product in bfloat16 with f32 outputs (falling back to f32
+//   where oneDNN has no fast bf16 kernel for the shape);
+// - xCopy, yCopy (Uint16Array) and xCopyReady, yCopyReady: bf16 buffers lent for the input
+//   operands x and dy (see Operand);
+// - bias (Float32Array, one per output channel): added by a forward inside its primitive.
+// Returns {impl: oneDNN's implementation name, xCopied, yCopied: whether the lent buffer was used,
+// and so holds the bf16 copy}.
 Napi::Value Conv(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, precision, xCopy, yCopy, xCopyReady, yCopyReady])");
+    if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, options])");
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Geometry g = geometry(info[1].As<Napi::Object>());
-    bool bf16 = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "bf16";
+    Napi::Object options = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
+    Napi::Value precision = options.Get("precision");
+    bool bf16 = precision.IsString() && precision.As<Napi::String>().Utf8Value() == "bf16";
     float* x = dataOf(info[2], g.src, "conv x");
     float* w = dataOf(info[3], g.weights, "conv filter");
     float* y = dataOf(info[4], g.dst, "conv y");
-    uint16_t* xCopy = kind == "backwardData" ? nullptr : lentCopy(info, 6, g.src, "conv x copy");
-    uint16_t* yCopy = kind == "forward" ? nullptr : lentCopy(info, 7, g.dst, "conv y copy");
-    bool xReady = info.Length() > 8 && info[8].ToBoolean().Value(), yReady = info.Length() > 9 && info[9].ToBoolean().Value();
-    Cached& c = getCached(kind, g, bf16);
+    uint16_t* xCopy = kind == "backwardData" ? nullptr : lentCopy(options, "xCopy", g.src);
+    uint16_t* yCopy = kind == "forward" ? nullptr : lentCopy(options, "yCopy", g.dst);
+    bool xReady = options.Get("xCopyReady").ToBoolean().Value(), yReady = options.Get("yCopyReady").ToBoolean().Value();
+    float* bias = nullptr;
+    Napi::Value b = options.Get("bias");
+    if (kind == "forward" && !b.IsNull() && !b.IsUndefined()) bias = dataOf(b, {g.dst[1]}, "conv bias");
+    Cached& c = getCached(kind, g, bf16, bias != nullptr);
     auto& strm = cpuStream();
     bool xCopied = false, yCopied = false;
     memory xm = c.x.bind(x, xCopy, xReady, &xCopied), wm = c.w.bind(w), ym = c.y.bind(y, yCopy, yReady, &yCopied);
     if (kind == "forward") {
-      c.prim.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
+      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
+      if (bias) args.insert({DNNL_ARG_BIAS, memory(memory::desc({g.dst[1]}, dt::f32, tag::a), cpuEngine(), bias)});
+      c.prim.execute(strm, args);
       c.y.writeBack(y);
     } else if (kind == "backwardData") {
       c.prim.execute(strm, {{DNNL_ARG_DIFF_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, ym}});
@@ -389,41 +411,65 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   });
 }
 
-// Max-pool gradient. tfjs's MaxPoolGrad gets x, not the argmax, so the forward pass runs
+// Max pooling. tfjs's MaxPoolGrad gets x, not the argmax, so the gradient runs the forward pass
 // again (in oneDNN, for its workspace of argmax positions) and the backward pass scatters dy.
 struct CachedPool {
+  memory::desc src, dst;
   pooling_forward::primitive_desc fwd;
-  primitive forward, backward;
+  primitive inference, forward, backward;
+  // The gradient's rerun forward writes its pooled values and argmax here (allocated once: fresh
+  // pages each call cost the kernel's page faults).
+  std::unique_ptr<memory> workspace, pooled;
 };
 std::unordered_map<std::string, std::unique_ptr<CachedPool>> poolCache;
 
-// maxPoolGrad(geometry {x, y, kernel, strides, pads}, x, dy, dx): writes dx.
+// geometry {x, y, kernel, strides, pads}, as for conv.
+CachedPool& getPool(const Napi::Object& g) {
+  memory::dims x = dimsOf(g, "x"), y = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
+  if (x.size() != 4 || y.size() != 4 || k.size() != 2 || st.size() != 2 || p.size() != 4)
+    throw std::invalid_argument("maxPool geometry: expected x, y of 4 dims, kernel and strides of 2, pads of 4");
+  std::ostringstream key;
+  for (auto* d : {&x, &y, &k, &st, &p}) for (auto v : *d) key << v << ',';
+  auto found = poolCache.find(key.str());
+  if (found != poolCache.end()) return *found->second;
+  auto& eng = cpuEngine();
+  auto entry = std::make_unique<CachedPool>();
+  entry->src = memory::desc({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc);
+  entry->dst = memory::desc({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
+  memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
+  entry->inference = pooling_forward(pooling_forward::primitive_desc(
+      pooling_forward::desc(prop_kind::forward_inference, algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng));
+  entry->fwd = pooling_forward::primitive_desc(
+      pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng);
+  entry->forward = pooling_forward(entry->fwd);
+  auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng, entry->fwd);
+  entry->backward = pooling_backward(bwd);
+  entry->workspace = std::make_unique<memory>(entry->fwd.workspace_desc(), eng);
+  entry->pooled = std::make_unique<memory>(entry->dst, eng);
+  return remember(poolCache, key.str(), std::move(entry));
+}
+
+// maxPool(geometry, x, y): writes y, each window's largest value (on both cores).
+Napi::Value MaxPool(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    CachedPool& c = getPool(info[0].As<Napi::Object>());
+    auto& eng = cpuEngine();
+    auto& strm = cpuStream();
+    c.inference.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPool x"))},
+                               {DNNL_ARG_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPool y"))}});
+    strm.wait();
+    return env.Undefined();
+  });
+}
+
+// maxPoolGrad(geometry, x, dy, dx): writes dx.
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    Napi::Object g = info[0].As<Napi::Object>();
-    memory::dims x = dimsOf(g, "x"), y = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
-    if (x.size() != 4 || y.size() != 4 || k.size() != 2 || st.size() != 2 || p.size() != 4)
-      throw std::invalid_argument("maxPoolGrad geometry: expected x, y of 4 dims, kernel and strides of 2, pads of 4");
-    memory::desc src({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc), dst({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
-    std::ostringstream key;
-    for (auto* d : {&x, &y, &k, &st, &p}) for (auto v : *d) key << v << ',';
+    CachedPool& c = getPool(info[0].As<Napi::Object>());
     auto& eng = cpuEngine();
-    auto found = poolCache.find(key.str());
-    CachedPool* pool = found == poolCache.end() ? nullptr : found->second.get();
-    if (!pool) {
-      auto entry = std::make_unique<CachedPool>();
-      memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
-      entry->fwd = pooling_forward::primitive_desc(pooling_forward::desc(prop_kind::forward_training, algorithm::pooling_max, src, dst, st, k, padL, padR), eng);
-      entry->forward = pooling_forward(entry->fwd);
-      auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, src, dst, st, k, padL, padR), eng, entry->fwd);
-      entry->backward = pooling_backward(bwd);
-      pool = &remember(poolCache, key.str(), std::move(entry));
-    }
-    CachedPool& c = *pool;
     auto& strm = cpuStream();
-    memory workspace(c.fwd.workspace_desc(), eng), pooled(dst, eng);
-    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(src, eng, dataOf(info[1], src.dims(), "maxPoolGrad x"))}, {DNNL_ARG_DST, pooled}, {DNNL_ARG_WORKSPACE, workspace}});
-    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(dst, eng, dataOf(info[2], dst.dims(), "maxPoolGrad dy"))}, {DNNL_ARG_DIFF_SRC, memory(src, eng, dataOf(info[3], src.dims(), "maxPoolGrad dx"))}, {DNNL_ARG_WORKSPACE, workspace}});
+    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPoolGrad x"))}, {DNNL_ARG_DST, *c.pooled}, {DNNL_ARG_WORKSPACE, *c.workspace}});
+    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"))}, {DNNL_ARG_DIFF_SRC, memory(c.src, eng, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"))}, {DNNL_ARG_WORKSPACE, *c.workspace}});
     strm.wait();
     return env.Undefined();
   });
@@ -449,6 +495,8 @@ Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
     float* y = dataOf(info[8], shape, "batchNormInference y");
     std::vector<float> factor(channels);
     for (int64_t c = 0; c < channels; c++) factor[c] = std::sqrt(variance[c] + epsilon);
+    // Each pixel on its own: the two cores split them, every value computed as on one.
+#pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < pixels; p++) {
       const float* xp = x + p * channels;
       float* yp = y + p * channels;
@@ -474,6 +522,7 @@ Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cachedPrimitives", Napi::Function::New(env, CachedPrimitives));
   exports.Set("maxCachedPrimitives", Napi::Number::New(env, double(kMaxCachedPrimitives)));
+  exports.Set("maxPool", Napi::Function::New(env, MaxPool));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));

@@ -7,7 +7,7 @@ import {
   loadOneDnn,
   registerOneDnnBatchNorm,
   registerOneDnnKernels,
-  registerOneDnnMaxPoolGrad,
+  registerOneDnnMaxPool,
   setConvPrecision,
 } from './onednn-kernels.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
@@ -123,7 +123,7 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
       kernels.push(
         ...registerOneDnnKernels(onednn.addon),
         ...registerOneDnnBatchNorm(onednn.addon),
-        ...registerOneDnnMaxPoolGrad(onednn.addon),
+        ...registerOneDnnMaxPool(onednn.addon),
       );
     } else if (onednn?.notice && !notices.includes(onednn.notice)) notices.push(onednn.notice);
     const precision = resolvePrecision(requestedPrecision, onednnLoaded, notices);

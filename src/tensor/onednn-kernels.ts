@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { BATCH_NORM_INFERENCE, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './batch-norm.js';
-import { callKernel, maxPoolGradGeometry, release, setWasmKernel } from './wasm-kernels.js';
+import { callKernel, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
   x: number[];
@@ -21,19 +21,24 @@ interface Geometry {
   pads: number[];
 }
 export type Precision = 'fp32' | 'bf16';
+interface ConvOptions {
+  precision?: 'f32' | 'bf16';
+  /** bf16 buffers lent for the input operands (x; dy), `ready` when an earlier call filled them. */
+  xCopy?: Uint16Array | null;
+  yCopy?: Uint16Array | null;
+  xCopyReady?: boolean;
+  yCopyReady?: boolean;
+  /** The forward's per-channel bias, added inside its primitive. */
+  bias?: Float32Array;
+}
 interface OneDnn {
-  /** xCopy/yCopy lend bf16 buffers for the input operands (x; dy), `ready` when an earlier call filled them. */
   conv(
     kind: 'forward' | 'backwardData' | 'backwardWeights',
     g: Geometry,
     x: Float32Array,
     w: Float32Array,
     y: Float32Array,
-    precision?: 'f32' | 'bf16',
-    xCopy?: Uint16Array | null,
-    yCopy?: Uint16Array | null,
-    xCopyReady?: boolean,
-    yCopyReady?: boolean,
+    options?: ConvOptions,
   ): { impl: string; xCopied?: boolean; yCopied?: boolean };
   version: string;
   /** Entries of the addon's shape-keyed primitive caches, each capped at `maxCachedPrimitives` (absent in addons built before the cap). */
@@ -186,31 +191,28 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     x: TensorInfo,
     w: TensorInfo,
     y: TensorInfo,
+    bias?: TensorInfo,
   ) => {
     const precision = addonPrecision();
     const copies = precision === 'bf16' && reuseBf16Copies ? (bf16Copies ??= new Bf16Copies(backend)) : undefined;
     const xCopy = copies && kind !== 'backwardData' ? copies.lend(x) : undefined;
     const yCopy = copies && kind !== 'forward' ? copies.lend(y) : undefined;
-    const done = addon.conv(
-      kind,
-      g,
-      view(backend, x),
-      view(backend, w),
-      view(backend, y),
+    const done = addon.conv(kind, g, view(backend, x), view(backend, w), view(backend, y), {
       precision,
-      xCopy?.buffer ?? null,
-      yCopy?.buffer ?? null,
-      xCopy?.ready ?? false,
-      yCopy?.ready ?? false,
-    );
+      xCopy: xCopy?.buffer,
+      yCopy: yCopy?.buffer,
+      xCopyReady: xCopy?.ready,
+      yCopyReady: yCopy?.ready,
+      bias: bias && view(backend, bias),
+    });
     if (xCopy) copies!.settle(x, xCopy, done.xCopied);
     if (yCopy) copies!.settle(y, yCopy, done.yCopied);
   };
 
-  const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
+  const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs, bias?: TensorInfo): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
     const out = backend.makeOutput(g.y, 'float32');
-    conv(backend, 'forward', g, x, filter, out);
+    conv(backend, 'forward', g, x, filter, out, bias);
     return out;
   };
 
@@ -226,9 +228,13 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     if (attrs.dataFormat === 'NCHW' || preluActivationWeights || !['linear', 'relu'].includes(attrs.activation)) return shipped(args);
     const backend = args.backend as BackendWasm;
-    // The epilogue stays in wasm's own kernels: a broadcast add and a ReLU.
-    let out = forward(backend, x!, filter!, attrs);
-    if (bias) {
+    // A bias of one value per output channel is added inside oneDNN's primitive (the same bits as
+    // wasm's Add after it: the bias is added to the finished sum); another shape, by wasm's
+    // broadcasting Add. The ReLU stays wasm's: oneDNN's maps NaN to 0, wasm's keeps it, and a2's
+    // divergence checks look for NaN.
+    const perChannel = bias !== undefined && bias.shape.length === 1 && bias.shape[0] === filter!.shape[3];
+    let out = forward(backend, x!, filter!, attrs, perChannel ? bias : undefined);
+    if (bias && !perChannel) {
       const added = callKernel(backend, 'Add', { a: out, b: bias }, {});
       release(backend, out);
       out = added;
@@ -265,45 +271,63 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
   return [`oneDNN ${addon.version}: Conv2D`, 'FusedConv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'];
 }
 
+interface PoolGeometry {
+  x: number[];
+  y: number[];
+  kernel: number[];
+  strides: number[];
+  pads: number[];
+}
+
 export interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   batchNormWorkspaceFloats(shape: number[], epsilon: number): number;
   batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
-  maxPoolGrad(
-    g: { x: number[]; y: number[]; kernel: number[]; strides: number[]; pads: number[] },
-    x: Float32Array,
-    dy: Float32Array,
-    dx: Float32Array,
-  ): void;
+  maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /** Absent in addons built before it. */
+  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array): void;
 }
 
-/** MaxPoolGrad through oneDNN (multi-threaded, vectorised) instead of a2's JS loop. */
-export function registerOneDnnMaxPoolGrad(addon: OneDnn): string[] {
+/** MaxPool and MaxPoolGrad through oneDNN (both cores, vectorised) instead of wasm's and a2's single-threaded loops. */
+export function registerOneDnnMaxPool(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
   if (typeof native.maxPoolGrad !== 'function') return [];
+  // oneDNN rejects windows that lie wholly in the padding; those shapes keep the kernel it replaces.
+  const geometry = (input: TensorInfo, info: tf.backend_util.Conv2DInfo) => {
+    const p = info.padInfo;
+    if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right) return;
+    return {
+      x: input.shape,
+      y: [info.batchSize, info.outHeight, info.outWidth, info.outChannels],
+      kernel: [info.filterHeight, info.filterWidth],
+      strides: [info.strideHeight, info.strideWidth],
+      pads: [p.top, p.left, p.bottom, p.right],
+    };
+  };
+  const names = ['MaxPoolGrad'];
+  if (typeof native.maxPool === 'function') {
+    const maxPool = native.maxPool.bind(native);
+    setWasmKernel('MaxPool', (shipped) => (args) => {
+      const wasm = args.backend as BackendWasm;
+      const { input, info } = maxPoolGeometry(args.inputs, args.attrs);
+      const g = geometry(input, info);
+      if (!g || input.dtype !== 'float32') return shipped!(args);
+      const y = wasm.makeOutput(g.y, 'float32');
+      maxPool(g, view(wasm, input), view(wasm, y));
+      return y;
+    });
+    names.unshift('MaxPool');
+  }
   setWasmKernel('MaxPoolGrad', (js) => (args) => {
     const wasm = args.backend as BackendWasm;
-    const { dy, input, info } = maxPoolGradGeometry(args.inputs, args.attrs);
-    const p = info.padInfo;
-    // oneDNN rejects windows that lie wholly in the padding; those shapes keep the JS kernel.
-    if (info.filterHeight <= p.top || info.filterWidth <= p.left || info.filterHeight <= p.bottom || info.filterWidth <= p.right)
-      return js!(args);
+    const { dy, input, info } = maxPoolGeometry(args.inputs, args.attrs);
+    const g = geometry(input, info);
+    if (!g) return js!(args);
     const dx = wasm.makeOutput(input.shape, 'float32');
-    native.maxPoolGrad(
-      {
-        x: input.shape,
-        y: dy.shape,
-        kernel: [info.filterHeight, info.filterWidth],
-        strides: [info.strideHeight, info.strideWidth],
-        pads: [p.top, p.left, p.bottom, p.right],
-      },
-      view(wasm, input),
-      view(wasm, dy),
-      view(wasm, dx),
-    );
+    native.maxPoolGrad(g, view(wasm, input), view(wasm, dy), view(wasm, dx));
     return dx;
   });
-  return ['MaxPoolGrad'];
+  return names;
 }
 
 /** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN, with the ReLU fused in when asked. */

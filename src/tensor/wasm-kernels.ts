@@ -102,9 +102,11 @@ const conv2DBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
  * float, so in windows whose values are all <= 0 the gradient goes to the wrong element.
  * First maximum wins, as in the cpu backend; padding never wins.
  */
-/** The geometry of a MaxPoolGrad call: its inputs and tfjs's pooling info. */
-export function maxPoolGradGeometry(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
-  const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
+/** The geometry of a MaxPool or MaxPoolGrad call: its inputs and tfjs's pooling info. */
+export function maxPoolGeometry(inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
+  // MaxPool names its input x, MaxPoolGrad input (with dy beside it).
+  const input = (inputs.input ?? inputs.x) as TensorInfo;
+  const dy = inputs.dy as TensorInfo;
   const { filterSize, strides, pad, dimRoundingMode } = attrs as unknown as {
     filterSize: [number, number] | number;
     strides: [number, number] | number;
@@ -124,7 +126,7 @@ export function maxPoolGradGeometry(inputs: NamedTensorInfoMap, attrs: NamedAttr
 
 const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs }) => {
   const wasm = backend as BackendWasm;
-  const { dy, input, info } = maxPoolGradGeometry(inputs, attrs);
+  const { dy, input, info } = maxPoolGeometry(inputs, attrs);
   const out = wasm.makeOutput(input.shape, 'float32');
   // Views are taken after makeOutput: allocation can grow (and detach) the wasm heap.
   const x = wasm.typedArrayFromHeap(input) as Float32Array;

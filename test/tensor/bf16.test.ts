@@ -163,9 +163,9 @@ test('bf16 convolutions convert each input once (its copy kept for the next read
       )
       .toFloat();
     for (let s = 0; s < 3; s++)
-      tf.tidy(() =>
-        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar),
-      );
+      tf.tidy(() => {
+        optimizer.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar);
+      });
     const held = bf16CopySizes().copies;
     const weights = model.getWeights().map((w) => w.dataSync().slice());
     tf.dispose([x, y]);

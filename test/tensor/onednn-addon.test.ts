@@ -1,6 +1,7 @@
 // The oneDNN addon's own parts: its primitive caches (capped; a primitive dropped at the cap is
-// rebuilt and still right) and its evaluation batch norm (wasm's bits). Skipped where the addon is
-// not loaded (A2_ONEDNN=0, no libdnnl).
+// rebuilt and still right), its evaluation batch norm (wasm's bits), the bias it adds inside a
+// convolution (conv + Add's bits) and its max-pool forward (the cpu backend's values). Skipped
+// where the addon is not loaded (A2_ONEDNN=0, no libdnnl).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
@@ -22,7 +23,7 @@ function timesHalf(width: number): Float32Array {
   const y = new Float32Array(width);
   const shape = [1, 1, width, 1];
   const g = { x: shape, filter: [1, 1, 1, 1], y: shape, strides: [1, 1], dilations: [1, 1], pads: [0, 0, 0, 0] };
-  addon!.conv('forward', g, ramp(width), Float32Array.of(0.5), y, 'f32');
+  addon!.conv('forward', g, ramp(width), Float32Array.of(0.5), y, { precision: 'f32' });
   return y;
 }
 
@@ -102,5 +103,86 @@ test("evaluation's batch norm (+ReLU) in one pass gives the very bits of wasm's 
       `${shape}: the layer's evaluation differs from batchNorm + relu`,
     );
     tf.dispose([x, mean, offset, variance, scale]);
+  }
+});
+
+test("a convolution's bias added inside oneDNN gives the bits of conv + Add; FusedConv2D's ReLU still keeps NaN", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith('oneDNN'))) return t.skip('the oneDNN accelerator is not loaded');
+  const rng = makeRng(9);
+  const values = (shape: number[]) =>
+    tf.tensor(
+      Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => 2 * rng() - 1),
+      shape,
+    );
+  // The autoencoders' layers, the recipe's whitening stem, and two wide enough for bf16.
+  const cases: [number, number, number, number, number, 'same' | 'valid'][] = [
+    [4, 28, 1, 16, 3, 'same'],
+    [4, 14, 16, 8, 3, 'same'],
+    [4, 7, 8, 8, 3, 'same'],
+    [4, 28, 16, 1, 3, 'same'],
+    [8, 32, 3, 24, 2, 'valid'],
+    [4, 16, 32, 64, 3, 'same'],
+    [2, 8, 64, 128, 3, 'same'],
+  ];
+  for (const precision of ['fp32', 'bf16'] as const) {
+    if (precision === 'bf16' && info.precision !== 'bf16') continue; // bf16 only where the CPU multiplies it natively
+    await initBackend('wasm', { precision });
+    for (const [n, hw, cin, cout, k, pad] of cases)
+      for (const activation of ['linear', 'relu'] as const) {
+        const [x, filter, bias] = [values([n, hw, hw, cin]), values([k, k, cin, cout]), values([cout])] as [
+          tf.Tensor4D,
+          tf.Tensor4D,
+          tf.Tensor1D,
+        ];
+        const fused = tf.fused.conv2d({ x, filter, strides: 1, pad, bias, activation });
+        const separate = tf.tidy(() => {
+          const y = tf.add(tf.conv2d(x, filter, 1, pad), bias);
+          return activation === 'relu' ? tf.relu(y) : y;
+        });
+        const [want, got] = [separate.dataSync(), fused.dataSync()];
+        const differing = want.findIndex((w, i) => !Object.is(w, got[i]));
+        assert.equal(
+          differing,
+          -1,
+          `${precision} ${[n, hw, cin, cout, k, pad, activation]}: element ${differing} is ${got[differing]}, conv + Add gives ${want[differing]}`,
+        );
+        tf.dispose([x, filter, bias, fused, separate]);
+      }
+  }
+  await initBackend('wasm', { precision: 'fp32' });
+  const x = tf.tensor4d([Number.NaN, 1, -1, 2], [1, 1, 4, 1]);
+  const y = tf.fused.conv2d({
+    x,
+    filter: tf.ones([1, 1, 1, 1]) as tf.Tensor4D,
+    strides: 1,
+    pad: 'same',
+    bias: tf.zeros([1]),
+    activation: 'relu',
+  });
+  assert.deepEqual(Array.from(y.dataSync()), [Number.NaN, 1, 0, 2]);
+});
+
+test("max-pool's forward through oneDNN gives the cpu backend's values", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('MaxPool')) return t.skip('the addon has no max-pool forward here');
+  const rng = makeRng(4);
+  const cases: [number[], number, number, 'same' | 'valid'][] = [
+    [[4, 31, 31, 64], 2, 2, 'valid'],
+    [[2, 8, 8, 16], 3, 1, 'same'],
+    [[3, 7, 7, 5], 2, 2, 'same'],
+  ];
+  for (const [shape, size, stride, pad] of cases) {
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => 2 * rng() - 1);
+    const pooled = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => tf.maxPool(tf.tensor4d(data, shape as [number, number, number, number]), size, stride, pad).dataSync());
+    };
+    const [want, got] = [await pooled('cpu'), await pooled('wasm')];
+    assert.equal(got.length, want.length);
+    assert.ok(
+      want.every((w, i) => w === got[i]),
+      `${shape} ${size}/${stride} ${pad}: differs from the cpu backend`,
+    );
   }
 });
