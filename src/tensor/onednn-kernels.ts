@@ -194,7 +194,8 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     bias?: TensorInfo,
   ) => {
     const precision = addonPrecision();
-    const copies = precision === 'bf16' && reuseBf16Copies ? (bf16Copies ??= new Bf16Copies(backend)) : undefined;
+    if (precision === 'bf16' && reuseBf16Copies && !bf16Copies) bf16Copies = new Bf16Copies(backend);
+    const copies = precision === 'bf16' && reuseBf16Copies ? bf16Copies : undefined;
     const xCopy = copies && kind !== 'backwardData' ? copies.lend(x) : undefined;
     const yCopy = copies && kind !== 'forward' ? copies.lend(y) : undefined;
     const done = addon.conv(kind, g, view(backend, x), view(backend, w), view(backend, y), {
