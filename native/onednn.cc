@@ -10,6 +10,7 @@
 #error "a2's accelerator needs oneDNN 2.6 to 2.x (Debian 12: apt-get install libdnnl-dev); this oneDNN is another version"
 #endif
 
+#include <algorithm>
 #include <memory>
 #include <stdexcept>
 #include <sstream>
@@ -510,6 +511,33 @@ Napi::Value BatchNormInference(const Napi::CallbackInfo& info) {
   });
 }
 
+// sumLeadingAxes(x, outer, inner, scale, out): out[j] = scale · Σ_i x[i·inner + j], summed in double
+// in the order of i and rounded once, as a2's JS kernel does (src/tensor/wasm-kernels.ts), so the
+// bits do not depend on which runs. The cores split the columns j, never a column's sum.
+Napi::Value SumLeadingAxes(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    int64_t outer = info[1].As<Napi::Number>().Int64Value(), inner = info[2].As<Napi::Number>().Int64Value();
+    if (outer < 1 || inner < 1) throw std::invalid_argument("sumLeadingAxes: expected outer and inner ≥ 1");
+    const float* x = dataOf(info[0], {outer, inner}, "sumLeadingAxes x");
+    double scale = info[3].As<Napi::Number>().DoubleValue();
+    float* out = dataOf(info[4], {inner}, "sumLeadingAxes out");
+    // Columns in blocks of 8 (one cache line of a row's floats per block), a block per thread at a time.
+    constexpr int64_t kBlock = 8;
+    int64_t blocks = (inner + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (outer * inner >= (1 << 16))
+    for (int64_t b = 0; b < blocks; b++) {
+      int64_t j0 = b * kBlock, j1 = std::min(inner, j0 + kBlock);
+      double acc[kBlock] = {0};
+      for (int64_t i = 0; i < outer; i++) {
+        const float* row = x + i * inner;
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] += row[j];
+      }
+      for (int64_t j = j0; j < j1; j++) out[j] = static_cast<float>(acc[j - j0] * scale);
+    }
+    return env.Undefined();
+  });
+}
+
 // How many entries each cache holds (one per kind, shape and precision), for the test of the cap.
 Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
   Napi::Object sizes = Napi::Object::New(info.Env());
@@ -528,6 +556,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("batchNormWorkspaceFloats", Napi::Function::New(env, BatchNormWorkspaceFloats));
   exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
+  exports.Set("sumLeadingAxes", Napi::Function::New(env, SumLeadingAxes));
   // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
   auto isa = get_effective_cpu_isa();
   exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));

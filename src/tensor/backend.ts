@@ -8,6 +8,7 @@ import {
   registerOneDnnBatchNorm,
   registerOneDnnKernels,
   registerOneDnnMaxPool,
+  registerOneDnnReductions,
   setConvPrecision,
 } from './onednn-kernels.js';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
@@ -124,6 +125,7 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
         ...registerOneDnnKernels(onednn.addon),
         ...registerOneDnnBatchNorm(onednn.addon),
         ...registerOneDnnMaxPool(onednn.addon),
+        ...registerOneDnnReductions(onednn.addon),
       );
     } else if (onednn?.notice && !notices.includes(onednn.notice)) notices.push(onednn.notice);
     const precision = resolvePrecision(requestedPrecision, onednnLoaded, notices);

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { BATCH_NORM_INFERENCE, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './batch-norm.js';
-import { callKernel, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
+import { callKernel, leadingReduction, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
   x: number[];
@@ -287,6 +287,8 @@ export interface OneDnnWithNorm extends OneDnn {
   maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
   /** Absent in addons built before it. */
   maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array): void;
+  /** Absent in addons built before it. */
+  sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
 }
 
 /** MaxPool and MaxPoolGrad through oneDNN (both cores, vectorised) instead of wasm's and a2's single-threaded loops. */
@@ -329,6 +331,28 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
     return dx;
   });
   return names;
+}
+
+/**
+ * Sum and Mean over leading axes (per-channel reductions of NHWC tensors: bias gradients, batch
+ * statistics) on both cores, with the bits of a2's single-threaded kernel, which the rest keep.
+ */
+export function registerOneDnnReductions(addon: OneDnn): string[] {
+  const sum = (addon as OneDnnWithNorm).sumLeadingAxes?.bind(addon);
+  if (!sum) return [];
+  for (const [name, kind] of [
+    ['Sum', 'sum'],
+    ['Mean', 'mean'],
+  ] as const)
+    setWasmKernel(name, (previous) => (args) => {
+      const r = leadingReduction(kind, args.inputs, args.attrs);
+      if (!r) return previous!(args);
+      const wasm = args.backend as BackendWasm;
+      const out = wasm.makeOutput(r.outShape, 'float32');
+      sum(view(wasm, r.x), r.outer, r.inner, r.scale, view(wasm, out));
+      return out;
+    });
+  return ['Sum', 'Mean'];
 }
 
 /** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN, with the ReLU fused in when asked. */

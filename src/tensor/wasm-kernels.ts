@@ -286,6 +286,24 @@ function batchMatMul(shipped: KernelFunc): KernelFunc {
   };
 }
 
+/** A Sum or Mean over the leading axes of a float32 tensor, as rows × columns; undefined for any other reduction. */
+export function leadingReduction(kind: 'sum' | 'mean', inputs: NamedTensorInfoMap, attrs: NamedAttrMap | undefined) {
+  const { x } = inputs as { x: TensorInfo };
+  const { axis, keepDims } = attrs as unknown as { axis: number | number[]; keepDims: boolean };
+  const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
+  const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
+  if (x.dtype !== 'float32' || !leading) return undefined;
+  const outer = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
+  const innerShape = x.shape.slice(axes.length);
+  return {
+    x,
+    outer,
+    inner: innerShape.reduce((a, b) => a * b, 1),
+    outShape: keepDims ? [...axes.map(() => 1), ...innerShape] : innerShape,
+    scale: kind === 'mean' ? 1 / outer : 1,
+  };
+}
+
 /**
  * Sum and Mean over the leading axes of a float32 tensor (BatchNorm's per-channel reductions
  * over N, H, W of an NHWC activation): one pass over contiguous memory, where the shipped
@@ -294,24 +312,17 @@ function batchMatMul(shipped: KernelFunc): KernelFunc {
 function reduceLeadingAxes(kind: 'sum' | 'mean', shipped: KernelFunc): KernelFunc {
   return (args) => {
     const wasm = args.backend as BackendWasm;
-    const { x } = args.inputs as { x: TensorInfo };
-    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
-    const axes = tf.util.parseAxisParam(axis, x.shape).sort((a, b) => a - b);
-    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((a, i) => a === i);
-    if (x.dtype !== 'float32' || !leading) return shipped(args);
-    const outer = x.shape.slice(0, axes.length).reduce((a, b) => a * b, 1);
-    const innerShape = x.shape.slice(axes.length);
-    const inner = innerShape.reduce((a, b) => a * b, 1);
-    const out = wasm.makeOutput(keepDims ? [...axes.map(() => 1), ...innerShape] : innerShape, 'float32');
-    const src = wasm.typedArrayFromHeap(x) as Float32Array;
+    const r = leadingReduction(kind, args.inputs, args.attrs);
+    if (!r) return shipped(args);
+    const out = wasm.makeOutput(r.outShape, 'float32');
+    const src = wasm.typedArrayFromHeap(r.x) as Float32Array;
     const dst = wasm.typedArrayFromHeap(out) as Float32Array;
-    const acc = new Float64Array(inner);
-    for (let i = 0; i < outer; i++) {
-      const row = i * inner;
-      for (let j = 0; j < inner; j++) acc[j] += src[row + j];
+    const acc = new Float64Array(r.inner);
+    for (let i = 0; i < r.outer; i++) {
+      const row = i * r.inner;
+      for (let j = 0; j < r.inner; j++) acc[j] += src[row + j];
     }
-    const scale = kind === 'mean' ? 1 / outer : 1;
-    for (let j = 0; j < inner; j++) dst[j] = acc[j] * scale;
+    for (let j = 0; j < r.inner; j++) dst[j] = acc[j] * r.scale;
     return out;
   };
 }

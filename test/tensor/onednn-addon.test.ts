@@ -186,3 +186,33 @@ test("max-pool's forward through oneDNN gives the cpu backend's values", async (
     );
   }
 });
+
+test("per-channel Sum and Mean on both cores give the bits of a2's one-core kernel (double sums in row order)", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('Sum')) return t.skip('no reductions registered');
+  const rng = makeRng(6);
+  for (const [shape, axes] of [
+    [
+      [64, 31, 31, 24],
+      [0, 1, 2],
+    ],
+    [
+      [7, 5, 3],
+      [0, 1],
+    ],
+    [[300, 10], [0]],
+  ] as [number[], number[]][]) {
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => 100 * rng() - 50);
+    const x = tf.tensor(data, shape);
+    const inner = shape.slice(axes.length).reduce((a, b) => a * b, 1);
+    const outer = data.length / inner;
+    const sums = new Float64Array(inner);
+    for (let i = 0; i < outer; i++) for (let j = 0; j < inner; j++) sums[j] += data[i * inner + j];
+    for (const mean of [false, true]) {
+      const want = Float32Array.from(sums, (s) => (mean ? s * (1 / outer) : s));
+      const got = (mean ? tf.mean(x, axes, true) : tf.sum(x, axes)).dataSync();
+      assert.deepEqual(Array.from(got), Array.from(want), `${mean ? 'mean' : 'sum'} over ${axes} of ${shape}`);
+    }
+    x.dispose();
+  }
+});
