@@ -450,27 +450,58 @@ CachedPool& getPool(const Napi::Object& g) {
   return remember(poolCache, key.str(), std::move(entry));
 }
 
-// maxPool(geometry, x, y): writes y, each window's largest value (on both cores).
+// A max-pool's workspace (argmax positions) lent by the caller: a Uint8Array of the primitive's size, or absent.
+std::unique_ptr<memory> lentWorkspace(const Napi::CallbackInfo& info, size_t at, const CachedPool& c, const char* what) {
+  if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return nullptr;
+  if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw std::invalid_argument(std::string(what) + ": expected a Uint8Array");
+  Napi::Uint8Array a = info[at].As<Napi::Uint8Array>();
+  size_t bytes = c.fwd.workspace_desc().get_size();
+  if (a.ByteLength() != bytes)
+    throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(bytes) + " bytes, found " + std::to_string(a.ByteLength()));
+  return std::make_unique<memory>(c.fwd.workspace_desc(), cpuEngine(), a.Data());
+}
+
+// maxPoolWorkspaceBytes(geometry): the bytes of the workspace maxPool and maxPoolGrad may be lent.
+Napi::Value MaxPoolWorkspaceBytes(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    return Napi::Number::New(env, static_cast<double>(getPool(info[0].As<Napi::Object>()).fwd.workspace_desc().get_size()));
+  });
+}
+
+// maxPool(geometry, x, y[, workspace]): writes y, each window's largest value (on both cores), and
+// into the workspace, if lent, where each maximum was, for maxPoolGrad.
 Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
-    c.inference.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPool x"))},
-                               {DNNL_ARG_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPool y"))}});
+    memory x(c.src, eng, dataOf(info[1], c.src.dims(), "maxPool x")), y(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPool y"));
+    auto workspace = lentWorkspace(info, 3, c, "maxPool workspace");
+    if (workspace)
+      c.forward.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, *workspace}});
+    else
+      c.inference.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
     strm.wait();
     return env.Undefined();
   });
 }
 
-// maxPoolGrad(geometry, x, dy, dx): writes dx.
+// maxPoolGrad(geometry, x, dy, dx[, workspace]): writes dx. With the workspace maxPool filled for
+// this x, the pooling is not run again.
 Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
-    c.forward.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPoolGrad x"))}, {DNNL_ARG_DST, *c.pooled}, {DNNL_ARG_WORKSPACE, *c.workspace}});
-    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"))}, {DNNL_ARG_DIFF_SRC, memory(c.src, eng, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"))}, {DNNL_ARG_WORKSPACE, *c.workspace}});
+    auto workspace = lentWorkspace(info, 4, c, "maxPoolGrad workspace");
+    if (!workspace)
+      c.forward.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPoolGrad x"))},
+                               {DNNL_ARG_DST, *c.pooled},
+                               {DNNL_ARG_WORKSPACE, *c.workspace}});
+    c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"))},
+                              {DNNL_ARG_DIFF_SRC, memory(c.src, eng, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"))},
+                              {DNNL_ARG_WORKSPACE, workspace ? *workspace : *c.workspace}});
     strm.wait();
     return env.Undefined();
   });
@@ -551,6 +582,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cachedPrimitives", Napi::Function::New(env, CachedPrimitives));
   exports.Set("maxCachedPrimitives", Napi::Number::New(env, double(kMaxCachedPrimitives)));
   exports.Set("maxPool", Napi::Function::New(env, MaxPool));
+  exports.Set("maxPoolWorkspaceBytes", Napi::Function::New(env, MaxPoolWorkspaceBytes));
   exports.Set("maxPoolGrad", Napi::Function::New(env, MaxPoolGrad));
   exports.Set("conv", Napi::Function::New(env, Conv));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));

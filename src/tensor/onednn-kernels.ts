@@ -108,67 +108,78 @@ const view = (backend: BackendWasm, t: TensorInfo) => backend.typedArrayFromHeap
 type DataId = TensorInfo['dataId'];
 
 /**
- * bf16 copies of the tensors bf16 convolutions read, by tfjs data id. Each activation is read twice
- * (forward, then the weight gradient) and each gradient dy twice (data and weight gradients): kept
- * here, each is converted once. A data id's contents never change in tfjs (a new value gets a new
- * id), so a copy stays right until the backend frees the id, when it is dropped and its buffer
- * pooled for the next tensor of its size (the pool holds at most POOL_BYTES).
+ * Buffers that belong to a tfjs tensor, by its data id: the bf16 copy a convolution made of it (each
+ * activation is read twice, by the forward and the weight gradient, and each dy twice, by both
+ * gradients: kept here, each is converted once), or the argmax workspace of the max-pool that made
+ * it (so that the gradient need not pool again). A data id's contents never change in tfjs (a new
+ * value gets a new id), so a buffer stays right until the backend frees the id; it is then dropped
+ * and pooled for the next tensor of its size (each kind's pool holds at most POOL_BYTES).
  */
-class Bf16Copies {
-  private readonly copies = new Map<DataId, Uint16Array>();
-  private readonly pool = new Map<number, Uint16Array[]>();
+class SideBuffers<B extends Uint8Array | Uint16Array> {
+  private readonly kept = new Map<DataId, { buffer: B; of?: DataId }>();
+  private readonly pool = new Map<number, B[]>();
   private pooledBytes = 0;
   private static readonly POOL_BYTES = 1 << 30;
+  private static readonly all: SideBuffers<Uint8Array | Uint16Array>[] = [];
+  private static hooked = new WeakSet<BackendWasm>();
 
-  /** Starts dropping copies when `backend` frees their tensors. */
-  constructor(backend: BackendWasm) {
+  constructor(private readonly make: (length: number) => B) {
+    SideBuffers.all.push(this as unknown as SideBuffers<Uint8Array | Uint16Array>);
+  }
+
+  /** Starts dropping every kind's buffers when `backend` frees their tensors. */
+  static watch(backend: BackendWasm): void {
+    if (SideBuffers.hooked.has(backend)) return;
+    SideBuffers.hooked.add(backend);
     const disposeData = backend.disposeData.bind(backend);
     backend.disposeData = (dataId: DataId, force?: boolean) => {
       const freed = disposeData(dataId, force);
-      if (freed) this.drop(dataId);
+      if (freed) for (const buffers of SideBuffers.all) buffers.drop(dataId);
       return freed;
     };
   }
 
-  /** The copy of `t` if one exists (ready), else a buffer to fill. */
-  lend(t: TensorInfo): { buffer: Uint16Array; ready: boolean } {
-    const kept = this.copies.get(t.dataId);
-    if (kept) return { buffer: kept, ready: true };
-    const size = t.shape.reduce((a, b) => a * b, 1);
-    const pooled = this.pool.get(size)?.pop();
+  /** The buffer kept for `t` (and, if given, made from the tensor `of`). */
+  get(t: TensorInfo, of?: TensorInfo): B | undefined {
+    const entry = this.kept.get(t.dataId);
+    return entry && entry.of === of?.dataId ? entry.buffer : undefined;
+  }
+
+  /** A buffer of `length` elements: a pooled one or a new one. */
+  take(length: number): B {
+    const pooled = this.pool.get(length)?.pop();
     if (pooled) this.pooledBytes -= pooled.byteLength;
-    return { buffer: pooled ?? new Uint16Array(size), ready: false };
+    return pooled ?? this.make(length);
   }
 
-  /** After the call: keep a filled buffer as the copy of `t`, or take an unused one back. */
-  settle(t: TensorInfo, lent: { buffer: Uint16Array; ready: boolean }, filled: boolean | undefined): void {
-    if (lent.ready) return;
-    if (filled) this.copies.set(t.dataId, lent.buffer);
-    else this.recycle(lent.buffer);
+  keep(t: TensorInfo, buffer: B, of?: TensorInfo): void {
+    this.kept.set(t.dataId, { buffer, of: of?.dataId });
   }
 
-  private drop(dataId: DataId): void {
-    const copy = this.copies.get(dataId);
-    if (!copy) return;
-    this.copies.delete(dataId);
-    this.recycle(copy);
-  }
-
-  private recycle(buffer: Uint16Array): void {
-    if (this.pooledBytes + buffer.byteLength > Bf16Copies.POOL_BYTES) return;
+  recycle(buffer: B): void {
+    if (this.pooledBytes + buffer.byteLength > SideBuffers.POOL_BYTES) return;
     const free = this.pool.get(buffer.length) ?? [];
     free.push(buffer);
     this.pool.set(buffer.length, free);
     this.pooledBytes += buffer.byteLength;
   }
 
-  /** Copies held and bytes pooled, for tests. */
-  get sizes(): { copies: number; pooledBytes: number } {
-    return { copies: this.copies.size, pooledBytes: this.pooledBytes };
+  private drop(dataId: DataId): void {
+    const entry = this.kept.get(dataId);
+    if (!entry) return;
+    this.kept.delete(dataId);
+    this.recycle(entry.buffer);
+  }
+
+  /** Buffers kept and bytes pooled, for tests. */
+  get sizes(): { kept: number; pooledBytes: number } {
+    return { kept: this.kept.size, pooledBytes: this.pooledBytes };
   }
 }
 
-let bf16Copies: Bf16Copies | undefined;
+const bf16Copies = new SideBuffers((n) => new Uint16Array(n));
+const poolWorkspaces = new SideBuffers((n) => new Uint8Array(n));
+
 let reuseBf16Copies = true;
 /** Whether bf16 convolutions keep each input's bf16 copy for the next convolution that reads it (the results are the same bits either way). */
 export function setBf16CopyReuse(on: boolean): void {
@@ -176,7 +187,12 @@ export function setBf16CopyReuse(on: boolean): void {
 }
 /** bf16 copies held and bytes pooled (zero copies once every tensor a convolution read is disposed). */
 export function bf16CopySizes(): { copies: number; pooledBytes: number } {
-  return bf16Copies?.sizes ?? { copies: 0, pooledBytes: 0 };
+  const { kept, pooledBytes } = bf16Copies.sizes;
+  return { copies: kept, pooledBytes };
+}
+/** Max-pool workspaces held (zero once every pooled output is disposed). */
+export function poolWorkspacesHeld(): number {
+  return poolWorkspaces.sizes.kept;
 }
 
 export function registerOneDnnKernels(addon: OneDnn): string[] {
@@ -194,10 +210,15 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     bias?: TensorInfo,
   ) => {
     const precision = addonPrecision();
-    if (precision === 'bf16' && reuseBf16Copies && !bf16Copies) bf16Copies = new Bf16Copies(backend);
-    const copies = precision === 'bf16' && reuseBf16Copies ? bf16Copies : undefined;
-    const xCopy = copies && kind !== 'backwardData' ? copies.lend(x) : undefined;
-    const yCopy = copies && kind !== 'forward' ? copies.lend(y) : undefined;
+    const reuse = precision === 'bf16' && reuseBf16Copies;
+    if (reuse) SideBuffers.watch(backend);
+    // A copy already kept is ready; otherwise the addon fills the lent buffer if its primitive reads bf16.
+    const lend = (t: TensorInfo) => {
+      const kept = bf16Copies.get(t);
+      return { buffer: kept ?? bf16Copies.take(t.shape.reduce((a, b) => a * b, 1)), ready: kept !== undefined };
+    };
+    const xCopy = reuse && kind !== 'backwardData' ? lend(x) : undefined;
+    const yCopy = reuse && kind !== 'forward' ? lend(y) : undefined;
     const done = addon.conv(kind, g, view(backend, x), view(backend, w), view(backend, y), {
       precision,
       xCopy: xCopy?.buffer,
@@ -206,8 +227,14 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
       yCopyReady: yCopy?.ready,
       bias: bias && view(backend, bias),
     });
-    if (xCopy) copies!.settle(x, xCopy, done.xCopied);
-    if (yCopy) copies!.settle(y, yCopy, done.yCopied);
+    for (const [t, lent, filled] of [
+      [x, xCopy, done.xCopied],
+      [y, yCopy, done.yCopied],
+    ] as const) {
+      if (!lent || lent.ready) continue;
+      if (filled) bf16Copies.keep(t, lent.buffer);
+      else bf16Copies.recycle(lent.buffer);
+    }
   };
 
   const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs, bias?: TensorInfo): TensorInfo => {
@@ -284,9 +311,10 @@ export interface OneDnnWithNorm extends OneDnn {
   batchNorm(kind: 'forward' | 'backward', shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   batchNormWorkspaceFloats(shape: number[], epsilon: number): number;
   batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
-  maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
-  /** Absent in addons built before it. */
-  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array): void;
+  maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array, workspace?: Uint8Array): void;
+  /** Absent in addons built before them. */
+  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): void;
+  maxPoolWorkspaceBytes?(g: PoolGeometry): number;
   /** Absent in addons built before it. */
   sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
 }
@@ -308,15 +336,19 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
     };
   };
   const names = ['MaxPoolGrad'];
-  if (typeof native.maxPool === 'function') {
-    const maxPool = native.maxPool.bind(native);
+  const { maxPool, maxPoolWorkspaceBytes } = native;
+  if (typeof maxPool === 'function' && typeof maxPoolWorkspaceBytes === 'function') {
+    // The forward keeps where each maximum was (a byte per output), for the gradient of this output.
     setWasmKernel('MaxPool', (shipped) => (args) => {
       const wasm = args.backend as BackendWasm;
       const { input, info } = maxPoolGeometry(args.inputs, args.attrs);
       const g = geometry(input, info);
       if (!g || input.dtype !== 'float32') return shipped!(args);
+      SideBuffers.watch(wasm);
       const y = wasm.makeOutput(g.y, 'float32');
-      maxPool(g, view(wasm, input), view(wasm, y));
+      const workspace = poolWorkspaces.take(maxPoolWorkspaceBytes.call(native, g));
+      maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
+      poolWorkspaces.keep(y, workspace, input);
       return y;
     });
     names.unshift('MaxPool');
@@ -327,7 +359,10 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
     const g = geometry(input, info);
     if (!g) return js!(args);
     const dx = wasm.makeOutput(input.shape, 'float32');
-    native.maxPoolGrad(g, view(wasm, input), view(wasm, dy), view(wasm, dx));
+    // The workspace the forward kept for this output of this input, if any; else the pool runs again.
+    const { output } = args.inputs;
+    const workspace = output ? poolWorkspaces.get(output, input) : undefined;
+    native.maxPoolGrad(g, view(wasm, input), view(wasm, dy), view(wasm, dx), workspace);
     return dx;
   });
   return names;

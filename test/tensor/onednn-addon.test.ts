@@ -216,3 +216,35 @@ test("per-channel Sum and Mean on both cores give the bits of a2's one-core kern
     x.dispose();
   }
 });
+
+test("max-pool's gradient from the forward's kept argmax gives the cpu backend's gradient, and no workspace outlives its output", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('MaxPool')) return t.skip('the addon has no max-pool forward here');
+  const { poolWorkspacesHeld } = await import('../../src/tensor/onednn-kernels.js');
+  const rng = makeRng(8);
+  for (const [shape, size, stride, pad] of [
+    [[4, 31, 31, 16], 2, 2, 'valid'],
+    [[2, 9, 9, 8], 3, 2, 'same'],
+  ] as [number[], number, number, 'same' | 'valid'][]) {
+    const data = Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => 2 * rng() - 1);
+    const gradient = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.tensor4d(data, shape as [number, number, number, number]);
+        // A weight per output, so that each window's gradient differs.
+        return tf
+          .grad((v: tf.Tensor) => {
+            const y = tf.maxPool(v as tf.Tensor4D, size, stride, pad);
+            return tf.sum(tf.mul(y, tf.range(0, y.size).reshape(y.shape)));
+          })(x)
+          .dataSync();
+      });
+    };
+    const [want, got] = [await gradient('cpu'), await gradient('wasm')];
+    assert.ok(
+      want.every((w, i) => w === got[i]),
+      `${shape} ${size}/${stride} ${pad}: the gradient differs from the cpu backend's`,
+    );
+    assert.equal(poolWorkspacesHeld(), 0, 'a max-pool workspace outlived its output');
+  }
+});
