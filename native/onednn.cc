@@ -569,6 +569,49 @@ Napi::Value SumLeadingAxes(const Napi::CallbackInfo& info) {
   });
 }
 
+// equalBroadcast(shape, a, aStrides, b, bStrides, out): out[i] = 1 where a and b, broadcast to
+// shape (strides in elements, 0 along a broadcast axis), are equal, else 0 (NaN equals nothing).
+Napi::Value EqualBroadcast(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Object g = Napi::Object::New(env);
+    g.Set("shape", info[0]);
+    g.Set("sa", info[2]);
+    g.Set("sb", info[4]);
+    memory::dims shape = dimsOf(g, "shape"), sa = dimsOf(g, "sa"), sb = dimsOf(g, "sb");
+    size_t rank = shape.size();
+    if (rank == 0 || sa.size() != rank || sb.size() != rank) throw std::invalid_argument("equalBroadcast: shape and strides of one rank ≥ 1");
+    int64_t total = 1, aSpan = 1, bSpan = 1;
+    for (size_t d = 0; d < rank; d++) {
+      if (shape[d] < 1 || sa[d] < 0 || sb[d] < 0) throw std::invalid_argument("equalBroadcast: sizes ≥ 1 and strides ≥ 0");
+      total *= shape[d];
+      aSpan += (shape[d] - 1) * sa[d];
+      bSpan += (shape[d] - 1) * sb[d];
+    }
+    Napi::Float32Array av = info[1].As<Napi::Float32Array>(), bv = info[3].As<Napi::Float32Array>();
+    Napi::Uint8Array ov = info[5].As<Napi::Uint8Array>();
+    if (static_cast<int64_t>(av.ElementLength()) < aSpan || static_cast<int64_t>(bv.ElementLength()) < bSpan ||
+        static_cast<int64_t>(ov.ElementLength()) != total)
+      throw std::invalid_argument("equalBroadcast: a buffer is smaller than its shape and strides say");
+    const float *a = av.Data(), *b = bv.Data();
+    uint8_t* out = ov.Data();
+    // The innermost axis in a tight loop, the outer ones counted like an odometer.
+    int64_t inner = shape[rank - 1], ia0 = 0, ib0 = 0;
+    std::vector<int64_t> index(rank, 0);
+    for (int64_t o = 0; o < total; o += inner) {
+      for (int64_t k = 0; k < inner; k++) out[o + k] = a[ia0 + k * sa[rank - 1]] == b[ib0 + k * sb[rank - 1]];
+      for (int64_t d = static_cast<int64_t>(rank) - 2; d >= 0; d--) {
+        ia0 += sa[d];
+        ib0 += sb[d];
+        if (++index[d] < shape[d]) break;
+        ia0 -= sa[d] * shape[d];
+        ib0 -= sb[d] * shape[d];
+        index[d] = 0;
+      }
+    }
+    return env.Undefined();
+  });
+}
+
 // How many entries each cache holds (one per kind, shape and precision), for the test of the cap.
 Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
   Napi::Object sizes = Napi::Object::New(info.Env());
@@ -589,6 +632,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormWorkspaceFloats", Napi::Function::New(env, BatchNormWorkspaceFloats));
   exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
   exports.Set("sumLeadingAxes", Napi::Function::New(env, SumLeadingAxes));
+  exports.Set("equalBroadcast", Napi::Function::New(env, EqualBroadcast));
   // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
   auto isa = get_effective_cpu_isa();
   exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { BATCH_NORM_INFERENCE, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './batch-norm.js';
-import { callKernel, leadingReduction, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
+import { broadcastStrides, callKernel, leadingReduction, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
   x: number[];
@@ -315,8 +315,9 @@ export interface OneDnnWithNorm extends OneDnn {
   /** Absent in addons built before them. */
   maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): void;
   maxPoolWorkspaceBytes?(g: PoolGeometry): number;
-  /** Absent in addons built before it. */
+  /** Absent in addons built before them. */
   sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
+  equalBroadcast?(shape: number[], a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array): void;
 }
 
 /** MaxPool and MaxPoolGrad through oneDNN (both cores, vectorised) instead of wasm's and a2's single-threaded loops. */
@@ -370,7 +371,8 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
 
 /**
  * Sum and Mean over leading axes (per-channel reductions of NHWC tensors: bias gradients, batch
- * statistics) on both cores, with the bits of a2's single-threaded kernel, which the rest keep.
+ * statistics) on both cores, with the bits of a2's single-threaded kernel, which the rest keep;
+ * and broadcasting Equal in C++ rather than a2's JS loop.
  */
 export function registerOneDnnReductions(addon: OneDnn): string[] {
   const sum = (addon as OneDnnWithNorm).sumLeadingAxes?.bind(addon);
@@ -387,7 +389,21 @@ export function registerOneDnnReductions(addon: OneDnn): string[] {
       sum(view(wasm, r.x), r.outer, r.inner, r.scale, view(wasm, out));
       return out;
     });
-  return ['Sum', 'Mean'];
+  const names = ['Sum', 'Mean'];
+  const equal = (addon as OneDnnWithNorm).equalBroadcast?.bind(addon);
+  if (!equal) return names;
+  // Equal with broadcasting (a global max-pool's gradient compares x with its max per channel).
+  setWasmKernel('Equal', (previous) => (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+    if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return previous!(args);
+    const wasm = args.backend as BackendWasm;
+    const { shape, sa, sb } = broadcastStrides(a.shape, b.shape);
+    const out = wasm.makeOutput(shape, 'bool');
+    equal(shape, view(wasm, a), sa, view(wasm, b), sb, wasm.typedArrayFromHeap(out) as Uint8Array);
+    return out;
+  });
+  return [...names, 'Equal'];
 }
 
 /** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN, with the ReLU fused in when asked. */

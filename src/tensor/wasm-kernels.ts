@@ -327,6 +327,22 @@ function reduceLeadingAxes(kind: 'sum' | 'mean', shipped: KernelFunc): KernelFun
   };
 }
 
+/** The broadcast shape of a and b, and each one's element strides in its index space (0 along broadcast axes). */
+export function broadcastStrides(aShape: number[], bShape: number[]): { shape: number[]; sa: number[]; sb: number[] } {
+  const shape = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);
+  const rank = shape.length;
+  const stridesOf = (s: number[]) => {
+    const padded = [...new Array(rank - s.length).fill(1), ...s];
+    const strides = new Array<number>(rank).fill(0);
+    for (let d = rank - 1, acc = 1; d >= 0; d--) {
+      strides[d] = padded[d] === 1 ? 0 : acc;
+      acc *= padded[d];
+    }
+    return strides;
+  };
+  return { shape, sa: stridesOf(aShape), sb: stridesOf(bShape) };
+}
+
 /**
  * Equal with broadcasting (the gradient of a global max-pool compares x with its broadcast
  * max): the shipped kernel's broadcast path took ~120 ns per element. Same shapes keep it.
@@ -337,20 +353,8 @@ function broadcastEqual(shipped: KernelFunc): KernelFunc {
     const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
     const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
     if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return shipped(args);
-    const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const { shape, sa, sb } = broadcastStrides(a.shape, b.shape);
     const rank = shape.length;
-    // Element strides of a and b in the output's index space (0 along broadcast axes).
-    const stridesOf = (s: number[]) => {
-      const padded = [...new Array(rank - s.length).fill(1), ...s];
-      const strides = new Array<number>(rank).fill(0);
-      for (let d = rank - 1, acc = 1; d >= 0; d--) {
-        strides[d] = padded[d] === 1 ? 0 : acc;
-        acc *= padded[d];
-      }
-      return strides;
-    };
-    const sa = stridesOf(a.shape),
-      sb = stridesOf(b.shape);
     const out = wasm.makeOutput(shape, 'bool');
     const av = wasm.typedArrayFromHeap(a) as Float32Array,
       bv = wasm.typedArrayFromHeap(b) as Float32Array;

@@ -248,3 +248,33 @@ test("max-pool's gradient from the forward's kept argmax gives the cpu backend's
     assert.equal(poolWorkspacesHeld(), 0, 'a max-pool workspace outlived its output');
   }
 });
+
+test('broadcasting Equal gives the cpu backend’s answers, NaN equal to nothing', async () => {
+  await initBackend('wasm');
+  const rng = makeRng(12);
+  for (const [aShape, bShape] of [
+    [
+      [6, 3, 3, 8],
+      [6, 1, 1, 8],
+    ],
+    [[2, 3, 4], [4]],
+    [
+      [5, 1, 3],
+      [1, 4, 1],
+    ],
+  ]) {
+    // Few distinct values, so that many pairs are equal; one NaN in each.
+    const values = (shape: number[]) => {
+      const v = Float32Array.from({ length: shape.reduce((p, q) => p * q, 1) }, () => Math.floor(3 * rng()));
+      v[0] = Number.NaN;
+      return v;
+    };
+    const [av, bv] = [values(aShape), values(bShape)];
+    const equal = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => tf.equal(tf.tensor(av, aShape), tf.tensor(bv, bShape)).dataSync());
+    };
+    const [want, got] = [await equal('cpu'), await equal('wasm')];
+    assert.deepEqual(Array.from(got), Array.from(want), `${aShape} vs ${bShape}`);
+  }
+});
