@@ -62,7 +62,8 @@ async function outputs(backend: string, precision: 'fp32' | 'bf16', fn: () => tf
 
 // The q5 net's layer shapes (3→32 stem, 32→64, 128→256), plus strided and unpadded cases. The
 // stem (fewer than 16 input channels) stays in fp32 by design (native/onednn.cc says why). Outputs
-// of at most 8×8 pixels (the last three) take the weight gradient as im2col + one matmul.
+// of at most 8×8 pixels (the last three) take the weight gradient as im2col + one matmul; stride-1
+// cases (the first three) take the input gradient as a forward convolution with the filter flipped.
 const cases = [
   { n: 8, hw: 32, cin: 3, cout: 32, k: 3, stride: 1, pad: 'same' as const },
   { n: 8, hw: 16, cin: 32, cout: 64, k: 3, stride: 1, pad: 'same' as const },
