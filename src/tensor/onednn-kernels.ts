@@ -180,6 +180,9 @@ class SideBuffers<B extends Uint8Array | Uint16Array> {
 const bf16Copies = new SideBuffers((n) => new Uint16Array(n));
 const poolWorkspaces = new SideBuffers((n) => new Uint8Array(n));
 
+/** Whether tfjs is recording for a gradient (inside minimize, grads, variableGrads): only then can a kept buffer be read again. */
+const recordingGradients = () => tf.engine().state.gradientDepth > 0;
+
 let reuseBf16Copies = true;
 /** Whether bf16 convolutions keep each input's bf16 copy for the next convolution that reads it (the results are the same bits either way). */
 export function setBf16CopyReuse(on: boolean): void {
@@ -210,7 +213,8 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     bias?: TensorInfo,
   ) => {
     const precision = addonPrecision();
-    const reuse = precision === 'bf16' && reuseBf16Copies;
+    // A forward's copy of x is read again only by a gradient; dy's always (both gradients read it).
+    const reuse = precision === 'bf16' && reuseBf16Copies && (kind !== 'forward' || recordingGradients());
     if (reuse) SideBuffers.watch(backend);
     // A copy already kept is ready; otherwise the addon fills the lent buffer if its primitive reads bf16.
     const lend = (t: TensorInfo) => {
@@ -339,14 +343,18 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
   const names = ['MaxPoolGrad'];
   const { maxPool, maxPoolWorkspaceBytes } = native;
   if (typeof maxPool === 'function' && typeof maxPoolWorkspaceBytes === 'function') {
-    // The forward keeps where each maximum was (a byte per output), for the gradient of this output.
+    // Under a gradient, the forward keeps where each maximum was (a byte per output), for the gradient of this output.
     setWasmKernel('MaxPool', (shipped) => (args) => {
       const wasm = args.backend as BackendWasm;
       const { input, info } = maxPoolGeometry(args.inputs, args.attrs);
       const g = geometry(input, info);
       if (!g || input.dtype !== 'float32') return shipped!(args);
-      SideBuffers.watch(wasm);
       const y = wasm.makeOutput(g.y, 'float32');
+      if (!recordingGradients()) {
+        maxPool.call(native, g, view(wasm, input), view(wasm, y));
+        return y;
+      }
+      SideBuffers.watch(wasm);
       const workspace = poolWorkspaces.take(maxPoolWorkspaceBytes.call(native, g));
       maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
       poolWorkspaces.keep(y, workspace, input);
