@@ -715,6 +715,55 @@ Napi::Value EqualBroadcast(const Napi::CallbackInfo& info) {
   });
 }
 
+// Elementwise passes tfjs's wasm kernels run on one core, on both, each element's arithmetic
+// exactly as theirs (one IEEE operation per element, so the bits match; tests compare them):
+// - biasAdd(x, bias, y): y[i] = x[i] + bias[i mod C], the per-channel add of an NHWC tensor;
+// - relu(x, y): y = x where x > 0 or x is NaN, else +0;
+// - reluGrad(dy, x, dx): dx = dy · step(x), step = 1 where x > 0, NaN where x is NaN, else 0 (tfjs's gradient).
+constexpr int64_t kParallelElements = 1 << 15;
+
+Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Float32Array xa = info[0].As<Napi::Float32Array>();
+    int64_t n = static_cast<int64_t>(xa.ElementLength());
+    int64_t channels = static_cast<int64_t>(info[1].As<Napi::Float32Array>().ElementLength());
+    if (channels < 1 || n % channels != 0) throw std::invalid_argument("biasAdd: x's length must be a multiple of the bias's");
+    const float* x = xa.Data();
+    const float* bias = dataOf(info[1], {channels}, "biasAdd bias");
+    float* y = dataOf(info[2], {n}, "biasAdd y");
+    int64_t pixels = n / channels;
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+    for (int64_t p = 0; p < pixels; p++)
+      for (int64_t c = 0; c < channels; c++) y[p * channels + c] = x[p * channels + c] + bias[c];
+    return env.Undefined();
+  });
+}
+
+Napi::Value Relu(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Float32Array xa = info[0].As<Napi::Float32Array>();
+    int64_t n = static_cast<int64_t>(xa.ElementLength());
+    const float* x = xa.Data();
+    float* y = dataOf(info[1], {n}, "relu y");
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+    return env.Undefined();
+  });
+}
+
+Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
+  return guarded(info, [&](Napi::Env env) -> Napi::Value {
+    Napi::Float32Array dya = info[0].As<Napi::Float32Array>();
+    int64_t n = static_cast<int64_t>(dya.ElementLength());
+    const float* dy = dya.Data();
+    const float* x = dataOf(info[1], {n}, "reluGrad x");
+    float* dx = dataOf(info[2], {n}, "reluGrad dx");
+#pragma omp parallel for schedule(static) if (n >= kParallelElements)
+    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : x[i] != x[i] ? x[i] : 0.0f);
+    return env.Undefined();
+  });
+}
+
 // How many entries each cache holds (one per kind, shape and precision), for the test of the cap.
 Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
   Napi::Object sizes = Napi::Object::New(info.Env());
@@ -736,6 +785,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("batchNormInference", Napi::Function::New(env, BatchNormInference));
   exports.Set("sumLeadingAxes", Napi::Function::New(env, SumLeadingAxes));
   exports.Set("equalBroadcast", Napi::Function::New(env, EqualBroadcast));
+  exports.Set("biasAdd", Napi::Function::New(env, BiasAdd));
+  exports.Set("relu", Napi::Function::New(env, Relu));
+  exports.Set("reluGrad", Napi::Function::New(env, ReluGrad));
   // The ISA oneDNN dispatches to: bf16 pays only where the CPU multiplies bf16 natively.
   auto isa = get_effective_cpu_isa();
   exports.Set("bf16Native", Napi::Boolean::New(env, isa == cpu_isa::avx512_core_bf16 || isa == cpu_isa::avx512_core_amx));

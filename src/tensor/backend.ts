@@ -8,6 +8,7 @@ import {
   registerOneDnnBatchNorm,
   registerOneDnnKernels,
   registerOneDnnMaxPool,
+  registerOneDnnElementwise,
   registerOneDnnReductions,
   setConvPrecision,
 } from './onednn-kernels.js';
@@ -126,6 +127,7 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
         ...registerOneDnnBatchNorm(onednn.addon),
         ...registerOneDnnMaxPool(onednn.addon),
         ...registerOneDnnReductions(onednn.addon),
+        ...registerOneDnnElementwise(onednn.addon),
       );
     } else if (onednn?.notice && !notices.includes(onednn.notice)) notices.push(onednn.notice);
     const precision = resolvePrecision(requestedPrecision, onednnLoaded, notices);

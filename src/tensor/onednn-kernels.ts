@@ -322,6 +322,9 @@ export interface OneDnnWithNorm extends OneDnn {
   /** Absent in addons built before them. */
   sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
   equalBroadcast?(shape: number[], a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array): void;
+  biasAdd?(x: Float32Array, bias: Float32Array, y: Float32Array): void;
+  relu?(x: Float32Array, y: Float32Array): void;
+  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
 }
 
 /** MaxPool and MaxPoolGrad through oneDNN (both cores, vectorised) instead of wasm's and a2's single-threaded loops. */
@@ -412,6 +415,61 @@ export function registerOneDnnReductions(addon: OneDnn): string[] {
     return out;
   });
   return [...names, 'Equal'];
+}
+
+const RELU_GRAD = 'A2ReluGrad';
+
+/**
+ * Elementwise passes on both cores with the bits of wasm's one-core kernels: a per-channel bias
+ * add (Add of an NHWC tensor and a vector of its channels), ReLU, and ReLU's gradient in one pass
+ * (tfjs's is Step, Cast and Multiply: three passes over the activation).
+ */
+export function registerOneDnnElementwise(addon: OneDnn): string[] {
+  const native = addon as OneDnnWithNorm;
+  const { biasAdd, relu, reluGrad } = native;
+  if (typeof biasAdd !== 'function' || typeof relu !== 'function' || typeof reluGrad !== 'function') return [];
+  setWasmKernel('Add', (previous) => (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const perChannel = b.shape.length === 1 && a.shape.length > 1 && b.shape[0] === a.shape[a.shape.length - 1];
+    if (!perChannel || a.dtype !== 'float32' || b.dtype !== 'float32') return previous!(args);
+    const wasm = args.backend as BackendWasm;
+    const y = wasm.makeOutput(a.shape, 'float32');
+    biasAdd.call(native, view(wasm, a), view(wasm, b), view(wasm, y));
+    return y;
+  });
+  setWasmKernel('Relu', (previous) => (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    if (x.dtype !== 'float32') return previous!(args);
+    const wasm = args.backend as BackendWasm;
+    const y = wasm.makeOutput(x.shape, 'float32');
+    relu.call(native, view(wasm, x), view(wasm, y));
+    return y;
+  });
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) => {
+      const wasm = backend as BackendWasm;
+      const { dy, x } = inputs as { dy: TensorInfo; x: TensorInfo };
+      const dx = wasm.makeOutput(x.shape, 'float32');
+      reluGrad.call(native, view(wasm, dy), view(wasm, x), view(wasm, dx));
+      return dx;
+    },
+  });
+  // tfjs-core's gradient, term for term, in one kernel where the active backend has it.
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      const g = dy as tf.Tensor;
+      const fused = tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined && x.dtype === 'float32' && g.dtype === 'float32';
+      return {
+        x: () => (fused ? (tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor) : tf.mul(g, tf.cast(tf.step(x), 'float32'))),
+      };
+    },
+  });
+  return ['Add (per channel)', 'Relu', `${RELU_GRAD} (Relu gradient)`];
 }
 
 /** Batch-norm training forward and backward (src/tensor/batch-norm.ts) through oneDNN, with the ReLU fused in when asked. */

@@ -278,3 +278,30 @@ test('broadcasting Equal gives the cpu backend’s answers, NaN equal to nothing
     assert.deepEqual(Array.from(got), Array.from(want), `${aShape} vs ${bShape}`);
   }
 });
+
+test('per-channel Add, Relu and its gradient on both cores give the one-core kernels’ bits, NaN, ±0 and ±∞ included', async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('Relu')) return t.skip('the addon has no elementwise kernels here');
+  const rng = makeRng(10);
+  const specials = [Number.NaN, -0, 0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e-45, -1e-45, -1, 1];
+  const values = (n: number) => Float32Array.from({ length: n }, (_, i) => (i < specials.length ? specials[i] : 4 * rng() - 2));
+  const shape: [number, number, number, number] = [3, 31, 31, 24]; // above the size that splits the work
+  const [xv, dyv, bv] = [values(3 * 31 * 31 * 24), values(3 * 31 * 31 * 24).reverse(), values(24)];
+  const run = async (backend: string) => {
+    await tf.setBackend(backend);
+    return tf.tidy(() => {
+      const [x, dy] = [tf.tensor4d(xv, shape), tf.tensor4d(dyv, shape)];
+      const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.relu(v), dy)))(x);
+      return [tf.add(x, tf.tensor1d(bv)), tf.relu(x), dx].map((r) => r.dataSync());
+    });
+  };
+  const [want, got] = [await run('cpu'), await run('wasm')];
+  for (const [i, name] of ['bias add', 'relu', 'relu gradient'].entries()) {
+    const differing = want[i].findIndex((w, j) => !Object.is(w, got[i][j]));
+    assert.equal(
+      differing,
+      -1,
+      `${name}: element ${differing} (x ${xv[differing]}) is ${got[i][differing]}, the cpu backend gives ${want[i][differing]}`,
+    );
+  }
+});
