@@ -118,6 +118,13 @@ float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) 
   return a.Data();
 }
 
+// A Float32Array argument of any length (its length then gives the other buffers' sizes).
+Napi::Float32Array float32Of(const Napi::Value& v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw std::invalid_argument(std::string(what) + ": expected a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
 // One operand of a primitive: the f32 buffer tfjs owns (NHWC activations, HWIO filters) and,
 // where the primitive wants another type or layout, a scratch buffer plus cached reorders.
 // Where it wants plain NHWC bf16, the caller may lend a buffer of its own for the bf16 copy
@@ -690,7 +697,9 @@ Napi::Value EqualBroadcast(const Napi::CallbackInfo& info) {
       aSpan += (shape[d] - 1) * sa[d];
       bSpan += (shape[d] - 1) * sb[d];
     }
-    Napi::Float32Array av = info[1].As<Napi::Float32Array>(), bv = info[3].As<Napi::Float32Array>();
+    Napi::Float32Array av = float32Of(info[1], "equalBroadcast a"), bv = float32Of(info[3], "equalBroadcast b");
+    if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw std::invalid_argument("equalBroadcast out: expected a Uint8Array");
     Napi::Uint8Array ov = info[5].As<Napi::Uint8Array>();
     if (static_cast<int64_t>(av.ElementLength()) < aSpan || static_cast<int64_t>(bv.ElementLength()) < bSpan ||
         static_cast<int64_t>(ov.ElementLength()) != total)
@@ -724,9 +733,9 @@ constexpr int64_t kParallelElements = 1 << 15;
 
 Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    Napi::Float32Array xa = info[0].As<Napi::Float32Array>();
+    Napi::Float32Array xa = float32Of(info[0], "biasAdd x");
     int64_t n = static_cast<int64_t>(xa.ElementLength());
-    int64_t channels = static_cast<int64_t>(info[1].As<Napi::Float32Array>().ElementLength());
+    int64_t channels = static_cast<int64_t>(float32Of(info[1], "biasAdd bias").ElementLength());
     if (channels < 1 || n % channels != 0) throw std::invalid_argument("biasAdd: x's length must be a multiple of the bias's");
     const float* x = xa.Data();
     const float* bias = dataOf(info[1], {channels}, "biasAdd bias");
@@ -739,28 +748,31 @@ Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value Relu(const Napi::CallbackInfo& info) {
+// Applies out[i] = f(in0[i], ..., inK[i]) over buffers of one length (the last argument is out).
+template <size_t K, typename F>
+Napi::Value elementwise(const Napi::CallbackInfo& info, const char* what, F f) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    Napi::Float32Array xa = info[0].As<Napi::Float32Array>();
-    int64_t n = static_cast<int64_t>(xa.ElementLength());
-    const float* x = xa.Data();
-    float* y = dataOf(info[1], {n}, "relu y");
+    int64_t n = static_cast<int64_t>(float32Of(info[0], what).ElementLength());
+    const float* in[K];
+    for (size_t k = 0; k < K; k++) in[k] = dataOf(info[k], {n}, what);
+    float* out = dataOf(info[K], {n}, what);
 #pragma omp parallel for schedule(static) if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) out[i] = f(in, i);
     return env.Undefined();
   });
 }
 
+Napi::Value Relu(const Napi::CallbackInfo& info) {
+  return elementwise<1>(info, "relu", [](const float* const* in, int64_t i) {
+    float x = in[0][i];
+    return x > 0.0f || x != x ? x : 0.0f;
+  });
+}
+
 Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
-  return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    Napi::Float32Array dya = info[0].As<Napi::Float32Array>();
-    int64_t n = static_cast<int64_t>(dya.ElementLength());
-    const float* dy = dya.Data();
-    const float* x = dataOf(info[1], {n}, "reluGrad x");
-    float* dx = dataOf(info[2], {n}, "reluGrad dx");
-#pragma omp parallel for schedule(static) if (n >= kParallelElements)
-    for (int64_t i = 0; i < n; i++) dx[i] = dy[i] * (x[i] > 0.0f ? 1.0f : x[i] != x[i] ? x[i] : 0.0f);
-    return env.Undefined();
+  return elementwise<2>(info, "reluGrad", [](const float* const* in, int64_t i) {
+    float dy = in[0][i], x = in[1][i];
+    return dy * (x > 0.0f ? 1.0f : x != x ? x : 0.0f);
   });
 }
 
