@@ -1,6 +1,8 @@
-// a2's CPU accelerator: 2-D convolution forward, backward-data and backward-weights through
-// oneDNN, on float32 buffers the caller owns (tfjs wasm heap views), channels-last (NHWC)
-// activations and HWIO filters, as tfjs lays them out. Primitives are cached by shape.
+// a2's CPU accelerator, on float32 buffers the caller owns (tfjs wasm heap views), channels-last
+// (NHWC) activations and HWIO filters, as tfjs lays them out: 2-D convolutions (forward and both
+// gradients), batch norm and max-pooling through oneDNN, primitives cached by shape; and a few
+// reductions and elementwise passes in OpenMP loops, with the bits of the one-core kernels they
+// replace. Every call runs on the JS thread, so the scratch buffers below are never shared.
 #include <napi.h>
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -11,6 +13,7 @@
 #endif
 
 #include <algorithm>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <sstream>
@@ -251,9 +254,7 @@ Types typesOf(const std::string& kind, bool bf16) {
   return {dt::bf16, dt::f32, dt::bf16};
 }
 
-// withBias: a forward convolution adds a per-channel bias to each finished sum (the same bits as
-// adding it after). A ReLU is not fused: oneDNN's maps NaN to 0, tfjs's keeps it.
-Cached* build(const std::string& kind, const Geometry& g, bool bf16, bool withBias) {
+Cached* build(const std::string& kind, const Geometry& g, bool bf16) {
   auto& eng = cpuEngine();
   Types t = typesOf(kind, bf16);
   // Activations stay NHWC (bf16 copies converted on the way in, f32 outputs written in place;
@@ -271,16 +272,7 @@ Cached* build(const std::string& kind, const Geometry& g, bool bf16, bool withBi
                                 g.padL, g.padR),
       eng);
   memory::desc chosenX, chosenW, chosenY;
-  if (kind == "forward" && withBias) {
-    auto pd = convolution_forward::primitive_desc(
-        convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, memory::desc(g.src, ft.x, act),
-                                  memory::desc(g.weights, wType, tag::any), memory::desc({g.dst[1]}, dt::f32, tag::a),
-                                  memory::desc(g.dst, ft.y, act), g.strides, g.dilation, g.padL, g.padR),
-        eng);
-    entry->prim = convolution_forward(pd);
-    chosenX = pd.src_desc(), chosenW = pd.weights_desc(), chosenY = pd.dst_desc();
-    entry->impl = pd.impl_info_str();
-  } else if (kind == "forward") {
+  if (kind == "forward") {
     entry->prim = convolution_forward(fwdPd);
     chosenX = fwdPd.src_desc(), chosenW = fwdPd.weights_desc(), chosenY = fwdPd.dst_desc();
     entry->impl = fwdPd.impl_info_str();
@@ -329,8 +321,8 @@ Cached* build(const std::string& kind, const Geometry& g, bool bf16, bool withBi
   return entry.release();
 }
 
-Cached& getCached(const std::string& kind, const Geometry& g, bool bf16, bool withBias) {
-  std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32") + (withBias ? ",bias" : "");
+Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
+  std::string key = keyOf(kind.c_str(), g) + (bf16 ? ",bf16" : ",f32");
   auto found = cache.find(key);
   if (found != cache.end()) return *found->second;
   // The stem (3 input channels) gains nothing from bf16: its products are too short to fill AMX
@@ -340,12 +332,12 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16, bool wi
   if (useBf16) {
     // A CPU without AVX-512 has no bf16 convolution in oneDNN 2.x: such shapes run in f32.
     try {
-      entry = build(kind, g, true, withBias);
+      entry = build(kind, g, true);
     } catch (const dnnl::error&) {
       entry = nullptr;
     }
   }
-  if (!entry) entry = build(kind, g, false, withBias);
+  if (!entry) entry = build(kind, g, false);
   return remember(cache, key, std::unique_ptr<Cached>(entry));
 }
 
@@ -370,7 +362,6 @@ uint16_t* lentCopy(const Napi::Object& options, const char* key, const memory::d
 //   where oneDNN has no fast bf16 kernel for the shape);
 // - xCopy, yCopy (Uint16Array) and xCopyReady, yCopyReady: bf16 buffers lent for the input
 //   operands x and dy (see Operand);
-// - bias (Float32Array, one per output channel): added by a forward inside its primitive.
 // Returns {impl: oneDNN's implementation name, xCopied, yCopied: whether the lent buffer was used,
 // and so holds the bf16 copy}.
 Napi::Value Conv(const Napi::CallbackInfo& info) {
@@ -378,6 +369,8 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
     if (info.Length() < 5) throw std::invalid_argument("conv: expected (kind, geometry, x, filter, y[, options])");
     std::string kind = info[0].As<Napi::String>().Utf8Value();
     Geometry g = geometry(info[1].As<Napi::Object>());
+    if (info.Length() > 5 && !info[5].IsObject() && !info[5].IsUndefined())
+      throw std::invalid_argument("conv: options must be an object ({precision, xCopy, yCopy, xCopyReady, yCopyReady})");
     Napi::Object options = info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>() : Napi::Object::New(env);
     Napi::Value precision = options.Get("precision");
     bool bf16 = precision.IsString() && precision.As<Napi::String>().Utf8Value() == "bf16";
@@ -387,10 +380,7 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
     uint16_t* xCopy = kind == "backwardData" ? nullptr : lentCopy(options, "xCopy", g.src);
     uint16_t* yCopy = kind == "forward" ? nullptr : lentCopy(options, "yCopy", g.dst);
     bool xReady = options.Get("xCopyReady").ToBoolean().Value(), yReady = options.Get("yCopyReady").ToBoolean().Value();
-    float* bias = nullptr;
-    Napi::Value b = options.Get("bias");
-    if (kind == "forward" && !b.IsNull() && !b.IsUndefined()) bias = dataOf(b, {g.dst[1]}, "conv bias");
-    Cached& c = getCached(kind, g, bf16, bias != nullptr);
+    Cached& c = getCached(kind, g, bf16);
     auto& strm = cpuStream();
     bool xCopied = false, yCopied = false;
     if (c.flipped) {
@@ -410,9 +400,7 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
     if (c.flipped) {
       c.prim.execute(strm, {{DNNL_ARG_SRC, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, xm}});
     } else if (kind == "forward") {
-      std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}};
-      if (bias) args.insert({DNNL_ARG_BIAS, memory(memory::desc({g.dst[1]}, dt::f32, tag::a), cpuEngine(), bias)});
-      c.prim.execute(strm, args);
+      c.prim.execute(strm, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, ym}});
       c.y.writeBack(y);
     } else if (kind == "backwardData") {
       c.prim.execute(strm, {{DNNL_ARG_DIFF_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DIFF_DST, ym}});
@@ -522,8 +510,8 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
   });
 }
 
-// Max pooling. tfjs's MaxPoolGrad gets x, not the argmax, so the gradient runs the forward pass
-// again (in oneDNN, for its workspace of argmax positions) and the backward pass scatters dy.
+// Max pooling. tfjs's MaxPoolGrad gets x, not the argmax: unless the forward's workspace of argmax
+// positions is lent back, the gradient runs the forward pass again for it, then scatters dy.
 struct CachedPool {
   memory::desc src, dst;
   pooling_forward::primitive_desc fwd;
@@ -579,21 +567,60 @@ Napi::Value MaxPoolWorkspaceBytes(const Napi::CallbackInfo& info) {
   });
 }
 
+// Whether any of n floats is NaN or −∞ (both cores).
+bool anyNaNOrMinusInfinity(const float* x, int64_t n) {
+  bool found = false;
+#pragma omp parallel for schedule(static) reduction(|| : found)
+  for (int64_t i = 0; i < n; i++) found = found || x[i] != x[i] || x[i] == -std::numeric_limits<float>::infinity();
+  return found;
+}
+
+// tfjs's cpu backend's max-pool (its reference): each window's max over values greater than −∞
+// (NaN is never greater), −∞ where there is none. oneDNN's agrees except that it starts from the
+// lowest float, so a window of only NaN and −∞ gives −3.4e38 there.
+void referenceMaxPool(const Napi::Object& g, const float* x, float* y) {
+  memory::dims xs = dimsOf(g, "x"), ys = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
+  int64_t channels = xs[3];
+  for (int64_t n = 0; n < ys[0]; n++)
+    for (int64_t oh = 0; oh < ys[1]; oh++)
+      for (int64_t ow = 0; ow < ys[2]; ow++)
+        for (int64_t c = 0; c < channels; c++) {
+          float best = -std::numeric_limits<float>::infinity();
+          for (int64_t i = 0; i < k[0]; i++)
+            for (int64_t j = 0; j < k[1]; j++) {
+              int64_t ih = oh * st[0] - p[0] + i, iw = ow * st[1] - p[1] + j;
+              if (ih < 0 || ih >= xs[1] || iw < 0 || iw >= xs[2]) continue;
+              float v = x[((n * xs[1] + ih) * xs[2] + iw) * channels + c];
+              if (v > best) best = v;
+            }
+          y[((n * ys[1] + oh) * ys[2] + ow) * channels + c] = best;
+        }
+}
+
 // maxPool(geometry, x, y[, workspace]): writes y, each window's largest value (on both cores), and
-// into the workspace, if lent, where each maximum was, for maxPoolGrad.
+// into the workspace, if lent, where each maximum was, for maxPoolGrad; returns whether it did.
+// Where x holds NaN or −∞, y comes from referenceMaxPool (one core) and the workspace is not filled.
 Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
-    memory x(c.src, eng, dataOf(info[1], c.src.dims(), "maxPool x")), y(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPool y"));
+    float* xData = dataOf(info[1], c.src.dims(), "maxPool x");
+    float* yData = dataOf(info[2], c.dst.dims(), "maxPool y");
+    int64_t elements = 1;
+    for (auto d : c.src.dims()) elements *= d;
+    if (anyNaNOrMinusInfinity(xData, elements)) {
+      referenceMaxPool(info[0].As<Napi::Object>(), xData, yData);
+      return Napi::Boolean::New(env, false);
+    }
+    memory x(c.src, eng, xData), y(c.dst, eng, yData);
     auto workspace = lentWorkspace(info, 3, c, "maxPool workspace");
     if (workspace)
       c.forward.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, *workspace}});
     else
       c.inference.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
     strm.wait();
-    return env.Undefined();
+    return Napi::Boolean::New(env, workspace != nullptr);
   });
 }
 
@@ -786,6 +813,9 @@ Napi::Value CachedPrimitives(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // The calling convention JS expects (src/tensor/onednn-kernels.ts, ADDON_ABI): raised whenever a
+  // binding's arguments or results change, so that a stale build is refused, not misread.
+  exports.Set("abi", Napi::Number::New(env, 2));
   exports.Set("cachedPrimitives", Napi::Function::New(env, CachedPrimitives));
   exports.Set("maxCachedPrimitives", Napi::Number::New(env, double(kMaxCachedPrimitives)));
   exports.Set("maxPool", Napi::Function::New(env, MaxPool));

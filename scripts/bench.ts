@@ -193,7 +193,7 @@ interface TorchServer {
   version: string;
   threads: number;
   nets: Record<string, { config: string; precision: Precision }[]>;
-  step(net: string, config: string): Promise<{ seconds?: number; error?: string }>;
+  step(net: string, config: string): Promise<{ seconds?: number; batch?: number; error?: string }>;
   close(): void;
 }
 
@@ -201,12 +201,36 @@ interface TorchServer {
 async function startTorchServer(): Promise<TorchServer | undefined> {
   const child = spawn('/usr/bin/python3', [TORCH_SCRIPT, 'serve', ...torchArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
+  let stopped = false;
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.on('error', (e) => (stderr += e.message));
+  child.on('exit', () => (stopped = true));
+  // A write to a server that has stopped fails with EPIPE: the reply then reports it.
+  child.stdin.on('error', (e) => (stderr += e.message));
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const next = async () => {
-    const line = await lines.next();
-    return line.done ? undefined : (JSON.parse(line.value) as Record<string, unknown>);
+  const why = () => `PyTorch stopped: ${stderr.trim().split('\n').pop() ?? 'no message'}`;
+  // The next JSON line (anything else on stdout, such as a library's verbose log, is skipped), or
+  // undefined when the server stops or takes longer than any step can (10 minutes).
+  const next = async (): Promise<Record<string, unknown> | undefined> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => {
+        stderr += 'no answer in 600 s';
+        child.kill();
+        resolve(undefined);
+      }, 600_000);
+    });
+    try {
+      for (;;) {
+        const line = await Promise.race([lines.next(), timeout]);
+        if (line === undefined || line.done) return undefined;
+        try {
+          return JSON.parse(line.value) as Record<string, unknown>;
+        } catch {}
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   };
   const header = await next();
   if (header === undefined) {
@@ -219,8 +243,12 @@ async function startTorchServer(): Promise<TorchServer | undefined> {
     threads,
     nets,
     step: async (net, config) => {
+      if (stopped) return { error: why() };
       child.stdin.write(`${JSON.stringify({ net, config })}\n`);
-      return (await next()) ?? { error: `PyTorch stopped: ${stderr.trim().split('\n').pop()}` };
+      const reply = await next();
+      if (reply === undefined) return { error: why() };
+      if (reply.net !== net || reply.config !== config) return { error: `PyTorch answered for ${reply.net} ${reply.config}` };
+      return reply;
     },
     close: () => child.stdin.end(),
   };
@@ -309,7 +337,12 @@ if (torch.status === 0) {
 // The q5 nets: one a2 step in each precision, then one PyTorch step in each configuration, round after round.
 const torchServer = torch.status === 0 ? await startTorchServer() : undefined;
 for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
-  const ours = precisions.map((precision) => ({ precision, stepper: stepperFor(net), seconds: [] as number[] }));
+  const ours: { precision: Precision; stepper: Stepper; seconds: number[] }[] = [];
+  for (const precision of precisions) {
+    // Built and warmed up in its own precision, so that the timed steps find their primitives built.
+    await initBackend('auto', { precision });
+    ours.push({ precision, stepper: stepperFor(net), seconds: [] });
+  }
   const theirs = (torchServer?.nets[net.name] ?? []).map((c) => ({
     ...c,
     seconds: [] as number[],
@@ -323,6 +356,7 @@ for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
     for (const t of theirs.filter((t) => t.error === undefined)) {
       const reply = await torchServer!.step(net.name, t.config);
       if (reply.seconds === undefined) t.error = reply.error ?? 'no reply';
+      else if (reply.batch !== net.batch) t.error = `PyTorch timed batch ${reply.batch}, a2 ${net.batch}`;
       else t.seconds.push(reply.seconds);
     }
   }

@@ -166,21 +166,28 @@ def error_of(e):
 if serving:
     nets = {net: [{"config": c, "precision": p} for c, p, _ in configs] for net, (_, configs) in NETS.items()}
     print(json.dumps({"torch": torch.__version__, "threads": threads, "nets": nets}), flush=True)
-    built = {}
+    built = {}  # (net, config) -> a warmed-up step, or the error its build raised
     for line in sys.stdin:
-        request = json.loads(line)
-        net, config = request["net"], request["config"]
-        reply = {"net": net, "config": config}
+        reply = {}
         try:
+            request = json.loads(line)
+            net, config = request["net"], request["config"]
+            reply.update(net=net, config=config)
             batch, configs = NETS[net]
             precision, build = next((p, b) for c, p, b in configs if c == config)
             reply.update(precision=precision, batch=batch)
             if (net, config) not in built:
-                built[(net, config)] = warmed(build)
-            reply["seconds"] = built[(net, config)]()
+                try:
+                    built[(net, config)] = warmed(build)
+                except Exception as e:  # a configuration this build of PyTorch cannot run
+                    built[(net, config)] = e
+            step = built[(net, config)]
+            if isinstance(step, Exception):
+                raise step
+            reply["seconds"] = step()
         except (KeyError, StopIteration):
             reply["error"] = "no such net and configuration here"
-        except RuntimeError as e:  # a configuration this build of PyTorch cannot run
+        except Exception as e:  # any failure is an answer, never the end of the server
             reply["error"] = error_of(e)
         print(json.dumps(reply), flush=True)
 else:

@@ -28,8 +28,6 @@ interface ConvOptions {
   yCopy?: Uint16Array | null;
   xCopyReady?: boolean;
   yCopyReady?: boolean;
-  /** The forward's per-channel bias, added inside its primitive. */
-  bias?: Float32Array;
 }
 interface OneDnn {
   conv(
@@ -41,6 +39,8 @@ interface OneDnn {
     options?: ConvOptions,
   ): { impl: string; xCopied?: boolean; yCopied?: boolean };
   version: string;
+  /** The calling convention of the build (absent before the first one was numbered). */
+  abi?: number;
   /** Entries of the addon's shape-keyed primitive caches, each capped at `maxCachedPrimitives` (absent in addons built before the cap). */
   cachedPrimitives?(): { conv: number; batchNorm: number; maxPool: number };
   maxCachedPrimitives?: number;
@@ -61,11 +61,19 @@ const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../
 const WITHOUT_ONEDNN = "wasm uses a2's composite conv kernels, so conv nets train about 9x slower (q5: ~38 instead of ~340 images/s)";
 const GET_ONEDNN = 'to get it: npm run setup (Debian/Ubuntu; or apt-get install libdnnl-dev, then npm run build:native)';
 
+// The addon's calling convention these kernels speak (native/onednn.cc exports its own as `abi`).
+const ADDON_ABI = 2;
+
 export function loadOneDnn(): { addon?: OneDnn; notice?: string } {
   if (process.env.A2_ONEDNN === '0') return { notice: `oneDNN convolutions disabled by A2_ONEDNN=0: ${WITHOUT_ONEDNN}` };
   if (!existsSync(ADDON)) return { notice: `oneDNN accelerator not built: ${WITHOUT_ONEDNN}; ${GET_ONEDNN}` };
   try {
-    return { addon: createRequire(import.meta.url)(ADDON) as OneDnn };
+    const addon = createRequire(import.meta.url)(ADDON) as OneDnn;
+    if (addon.abi !== ADDON_ABI)
+      return {
+        notice: `oneDNN accelerator ${ADDON} was built from other sources (calling convention ${addon.abi ?? 1}, a2 needs ${ADDON_ABI}): ${WITHOUT_ONEDNN}; rebuild it: npm run build:native`,
+      };
+    return { addon };
   } catch (err) {
     return {
       notice: `oneDNN accelerator did not load (${(err as Error).message.split('\n')[0]}): ${WITHOUT_ONEDNN}; ${GET_ONEDNN}`,
@@ -210,7 +218,6 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     x: TensorInfo,
     w: TensorInfo,
     y: TensorInfo,
-    bias?: TensorInfo,
   ) => {
     const precision = addonPrecision();
     // A forward's copy of x is read again only by a gradient; dy's always (both gradients read it).
@@ -229,7 +236,6 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
       yCopy: yCopy?.buffer,
       xCopyReady: xCopy?.ready,
       yCopyReady: yCopy?.ready,
-      bias: bias && view(backend, bias),
     });
     for (const [t, lent, filled] of [
       [x, xCopy, done.xCopied],
@@ -241,10 +247,10 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     }
   };
 
-  const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs, bias?: TensorInfo): TensorInfo => {
+  const forward = (backend: BackendWasm, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo => {
     const g = geometryOf(x.shape, filter.shape, attrs);
     const out = backend.makeOutput(g.y, 'float32');
-    conv(backend, 'forward', g, x, filter, out, bias);
+    conv(backend, 'forward', g, x, filter, out);
     return out;
   };
 
@@ -260,13 +266,9 @@ export function registerOneDnnKernels(addon: OneDnn): string[] {
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     if (attrs.dataFormat === 'NCHW' || preluActivationWeights || !['linear', 'relu'].includes(attrs.activation)) return shipped(args);
     const backend = args.backend as BackendWasm;
-    // A bias of one value per output channel is added inside oneDNN's primitive (the same bits as
-    // wasm's Add after it: the bias is added to the finished sum); another shape, by wasm's
-    // broadcasting Add. The ReLU stays wasm's: oneDNN's maps NaN to 0, wasm's keeps it, and a2's
-    // divergence checks look for NaN.
-    const perChannel = bias !== undefined && bias.shape.length === 1 && bias.shape[0] === filter!.shape[3];
-    let out = forward(backend, x!, filter!, attrs, perChannel ? bias : undefined);
-    if (bias && !perChannel) {
+    // The epilogue in the kernels registered for Add and Relu (a2's, on both cores, where loaded).
+    let out = forward(backend, x!, filter!, attrs);
+    if (bias) {
       const added = callKernel(backend, 'Add', { a: out, b: bias }, {});
       release(backend, out);
       out = added;
@@ -317,7 +319,8 @@ export interface OneDnnWithNorm extends OneDnn {
   batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array, workspace?: Uint8Array): void;
   /** Absent in addons built before them. */
-  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): void;
+  /** Whether it filled the workspace (not where x holds NaN or −∞: those take the cpu backend's rule, on one core). */
+  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): boolean;
   maxPoolWorkspaceBytes?(g: PoolGeometry): number;
   /** Absent in addons built before them. */
   sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
@@ -353,14 +356,12 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
       const g = geometry(input, info);
       if (!g || input.dtype !== 'float32') return shipped!(args);
       const y = wasm.makeOutput(g.y, 'float32');
-      if (!recordingGradients()) {
-        maxPool.call(native, g, view(wasm, input), view(wasm, y));
-        return y;
-      }
-      SideBuffers.watch(wasm);
-      const workspace = poolWorkspaces.take(maxPoolWorkspaceBytes.call(native, g));
-      maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
-      poolWorkspaces.keep(y, workspace, input);
+      const workspace = recordingGradients() ? poolWorkspaces.take(maxPoolWorkspaceBytes.call(native, g)) : undefined;
+      const filled = maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
+      if (workspace && filled) {
+        SideBuffers.watch(wasm);
+        poolWorkspaces.keep(y, workspace, input);
+      } else if (workspace) poolWorkspaces.recycle(workspace);
       return y;
     });
     names.unshift('MaxPool');
@@ -444,6 +445,15 @@ export function registerOneDnnElementwise(addon: OneDnn): string[] {
     const y = wasm.makeOutput(x.shape, 'float32');
     relu.call(native, view(wasm, x), view(wasm, y));
     return y;
+  });
+  // Its own gradient, so that Relu stays twice differentiable: d(dy·step(x))/d(dy) = step(x), 0 for x.
+  tf.registerGradient({
+    kernelName: RELU_GRAD,
+    inputsToSave: ['x'],
+    gradFunc: (ddx, saved) => {
+      const [x] = saved;
+      return { dy: () => tf.mul(ddx as tf.Tensor, tf.cast(tf.step(x), 'float32')), x: () => tf.zerosLike(x) };
+    },
   });
   tf.registerKernel({
     kernelName: RELU_GRAD,

@@ -1,7 +1,8 @@
 // The oneDNN addon's own parts: its primitive caches (capped; a primitive dropped at the cap is
-// rebuilt and still right), its evaluation batch norm (wasm's bits), the bias it adds inside a
-// convolution (conv + Add's bits) and its max-pool forward (the cpu backend's values). Skipped
-// where the addon is not loaded (A2_ONEDNN=0, no libdnnl).
+// rebuilt and still right), its evaluation batch norm (wasm's bits), the bf16 gradient paths it
+// takes instead of oneDNN's kernels, max-pooling and its kept argmax, and its reductions and
+// elementwise passes (the cpu backend's values). Skipped where the addon is not loaded
+// (A2_ONEDNN=0, no libdnnl).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
@@ -106,7 +107,7 @@ test("evaluation's batch norm (+ReLU) in one pass gives the very bits of wasm's 
   }
 });
 
-test("a convolution's bias added inside oneDNN gives the bits of conv + Add; FusedConv2D's ReLU still keeps NaN", async (t) => {
+test("FusedConv2D's bias and ReLU give the bits of conv2d, then Add, then Relu; NaN kept", async (t) => {
   const info = await initBackend('wasm');
   if (!info.kernels.some((k) => k.startsWith('oneDNN'))) return t.skip('the oneDNN accelerator is not loaded');
   const rng = makeRng(9);
@@ -235,6 +236,8 @@ test("max-pool's gradient from the forward's kept argmax gives the cpu backend's
         return tf
           .grad((v: tf.Tensor) => {
             const y = tf.maxPool(v as tf.Tensor4D, size, stride, pad);
+            // Under a gradient the forward keeps its argmax (checked on wasm, where the addon pools).
+            if (backend === 'wasm') assert.equal(poolWorkspacesHeld(), 1, 'the forward kept no workspace');
             return tf.sum(tf.mul(y, tf.range(0, y.size).reshape(y.shape)));
           })(x)
           .dataSync();
@@ -279,7 +282,7 @@ test('broadcasting Equal gives the cpu backend’s answers, NaN equal to nothing
   }
 });
 
-test('per-channel Add, Relu and its gradient on both cores give the one-core kernels’ bits, NaN, ±0 and ±∞ included', async (t) => {
+test('per-channel Add, Relu and its gradient on both cores give the cpu backend’s bits, NaN, ±0 and ±∞ included', async (t) => {
   const info = await initBackend('wasm');
   if (!info.kernels.includes('Relu')) return t.skip('the addon has no elementwise kernels here');
   const rng = makeRng(10);
@@ -304,4 +307,64 @@ test('per-channel Add, Relu and its gradient on both cores give the one-core ker
       `${name}: element ${differing} (x ${xv[differing]}) is ${got[i][differing]}, the cpu backend gives ${want[i][differing]}`,
     );
   }
+});
+
+test('bf16 gradients take im2col + matmul (dW, outputs ≤ 8×8) and the flipped forward (dX, stride 1), within bf16 roundoff of fp32, asymmetric padding included', async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith('oneDNN')) || info.precision !== 'bf16') return t.skip('no bf16 accelerator here');
+  const rng = makeRng(13);
+  const values = (n: number) => Float32Array.from({ length: n }, () => 2 * rng() - 1);
+  // 'same' with an even kernel pads one side more than the other.
+  for (const [n, hw, cin, cout, k] of [
+    [4, 7, 32, 32, 3],
+    [4, 7, 16, 32, 4],
+    [2, 9, 16, 16, 2],
+  ]) {
+    const conv = tf.backend_util.computeConv2DInfo([n, hw, hw, cin], [k, k, cin, cout], 1, 1, 'same', undefined, false, 'channelsLast');
+    const p = conv.padInfo;
+    const g = {
+      x: [n, hw, hw, cin],
+      filter: [k, k, cin, cout],
+      y: [n, conv.outHeight, conv.outWidth, cout],
+      strides: [1, 1],
+      dilations: [1, 1],
+      pads: [p.top, p.left, p.bottom, p.right],
+    };
+    const [x, w, dy] = [values(n * hw * hw * cin), values(k * k * cin * cout), values(n * conv.outHeight * conv.outWidth * cout)];
+    for (const kind of ['backwardWeights', 'backwardData'] as const) {
+      const out = () => new Float32Array(kind === 'backwardWeights' ? w.length : x.length);
+      const [exact, rounded] = [out(), out()];
+      const run = (precision: 'f32' | 'bf16', into: Float32Array) =>
+        kind === 'backwardWeights' ? addon!.conv(kind, g, x, into, dy, { precision }) : addon!.conv(kind, g, into, w, dy, { precision });
+      run('f32', exact);
+      const { impl } = run('bf16', rounded);
+      const expected = kind === 'backwardWeights' ? (conv.outHeight * conv.outWidth <= 64 ? 'im2col+matmul' : '') : 'flipped forward';
+      assert.ok(impl.includes(expected), `${kind} ${[n, hw, cin, cout, k]}: ran ${impl}, expected ${expected || 'any'}`);
+      let d2 = 0,
+        r2 = 0;
+      for (let i = 0; i < exact.length; i++) {
+        d2 += (exact[i] - rounded[i]) ** 2;
+        r2 += exact[i] ** 2;
+      }
+      const rms = Math.sqrt(d2 / r2);
+      // One unit of bf16 roundoff (bf16.test.ts says why 4e-3), and more than f32 roundoff: bf16 ran.
+      assert.ok(rms < 4e-3 && rms > 1e-5, `${kind} ${[n, hw, cin, cout, k]}: bf16 RMS error ${rms} vs f32`);
+    }
+  }
+});
+
+test('max-pool treats NaN and −∞ as the cpu backend (tfjs’s reference) does', async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('MaxPool')) return t.skip('the addon has no max-pool forward here');
+  // A 4×4 image in 2×2 windows: {NaN, 1, 2, 3} → 3 (NaN is never the larger), {−∞ ×4} → −∞ (oneDNN
+  // alone gives −3.4e38), {−∞, 5, −∞, −∞} → 5, {4, 3, 2, 1} → 4.
+  const inf = Number.POSITIVE_INFINITY;
+  const x = [Number.NaN, 1, -inf, -inf, 2, 3, -inf, -inf, -inf, 5, 4, 3, -inf, -inf, 2, 1];
+  const pooled = async (backend: string) => {
+    await tf.setBackend(backend);
+    return tf.tidy(() => Array.from(tf.maxPool(tf.tensor4d(x, [1, 4, 4, 1]), 2, 2, 'valid').dataSync()));
+  };
+  const [want, got] = [await pooled('cpu'), await pooled('wasm')];
+  assert.deepEqual(got, want);
+  assert.deepEqual(want, [3, Number.NEGATIVE_INFINITY, 5, 4]);
 });
