@@ -567,24 +567,24 @@ Napi::Value MaxPoolWorkspaceBytes(const Napi::CallbackInfo& info) {
   });
 }
 
-// Whether any of n floats is NaN or −∞ (both cores).
-bool anyNaNOrMinusInfinity(const float* x, int64_t n) {
-  bool found = false;
-#pragma omp parallel for schedule(static) reduction(|| : found)
-  for (int64_t i = 0; i < n; i++) found = found || x[i] != x[i] || x[i] == -std::numeric_limits<float>::infinity();
-  return found;
-}
-
-// tfjs's cpu backend's max-pool (its reference): each window's max over values greater than −∞
-// (NaN is never greater), −∞ where there is none. oneDNN's agrees except that it starts from the
-// lowest float, so a window of only NaN and −∞ gives −3.4e38 there.
-void referenceMaxPool(const Napi::Object& g, const float* x, float* y) {
+// tfjs's cpu backend's max-pool (its reference) takes each window's max over the values greater
+// than −∞ (NaN is never greater), −∞ where there is none. oneDNN's agrees except that it starts
+// from the lowest float, so a window of only NaN and −∞ gives −3.4e38 there: such outputs (and only
+// they can equal the lowest float) are recomputed by the reference rule.
+void mendEmptyWindows(const Napi::Object& g, const float* x, float* y) {
   memory::dims xs = dimsOf(g, "x"), ys = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
-  int64_t channels = xs[3];
+  int64_t channels = xs[3], outputs = ys[0] * ys[1] * ys[2] * channels;
+  const float lowest = std::numeric_limits<float>::lowest();
+  int hit = 0;
+#pragma omp parallel for schedule(static) reduction(| : hit)
+  for (int64_t i = 0; i < outputs; i++) hit |= y[i] == lowest;
+  if (!hit) return;
   for (int64_t n = 0; n < ys[0]; n++)
     for (int64_t oh = 0; oh < ys[1]; oh++)
       for (int64_t ow = 0; ow < ys[2]; ow++)
         for (int64_t c = 0; c < channels; c++) {
+          float& out = y[((n * ys[1] + oh) * ys[2] + ow) * channels + c];
+          if (out != lowest) continue;
           float best = -std::numeric_limits<float>::infinity();
           for (int64_t i = 0; i < k[0]; i++)
             for (int64_t j = 0; j < k[1]; j++) {
@@ -593,13 +593,13 @@ void referenceMaxPool(const Napi::Object& g, const float* x, float* y) {
               float v = x[((n * xs[1] + ih) * xs[2] + iw) * channels + c];
               if (v > best) best = v;
             }
-          y[((n * ys[1] + oh) * ys[2] + ow) * channels + c] = best;
+          out = best;
         }
 }
 
-// maxPool(geometry, x, y[, workspace]): writes y, each window's largest value (on both cores), and
-// into the workspace, if lent, where each maximum was, for maxPoolGrad; returns whether it did.
-// Where x holds NaN or −∞, y comes from referenceMaxPool (one core) and the workspace is not filled.
+// maxPool(geometry, x, y[, workspace]): writes y, each window's largest value (on both cores; NaN
+// and −∞ as tfjs's cpu backend treats them, see mendEmptyWindows), and into the workspace, if
+// lent, where each maximum was, for maxPoolGrad.
 Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
@@ -607,12 +607,6 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
     auto& strm = cpuStream();
     float* xData = dataOf(info[1], c.src.dims(), "maxPool x");
     float* yData = dataOf(info[2], c.dst.dims(), "maxPool y");
-    int64_t elements = 1;
-    for (auto d : c.src.dims()) elements *= d;
-    if (anyNaNOrMinusInfinity(xData, elements)) {
-      referenceMaxPool(info[0].As<Napi::Object>(), xData, yData);
-      return Napi::Boolean::New(env, false);
-    }
     memory x(c.src, eng, xData), y(c.dst, eng, yData);
     auto workspace = lentWorkspace(info, 3, c, "maxPool workspace");
     if (workspace)
@@ -620,7 +614,8 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
     else
       c.inference.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
     strm.wait();
-    return Napi::Boolean::New(env, workspace != nullptr);
+    mendEmptyWindows(info[0].As<Napi::Object>(), xData, yData);
+    return env.Undefined();
   });
 }
 

@@ -319,8 +319,7 @@ export interface OneDnnWithNorm extends OneDnn {
   batchNormInference?(shape: number[], epsilon: number, relu: boolean, ...buffers: Float32Array[]): void;
   maxPoolGrad(g: PoolGeometry, x: Float32Array, dy: Float32Array, dx: Float32Array, workspace?: Uint8Array): void;
   /** Absent in addons built before them. */
-  /** Whether it filled the workspace (not where x holds NaN or −∞: those take the cpu backend's rule, on one core). */
-  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): boolean;
+  maxPool?(g: PoolGeometry, x: Float32Array, y: Float32Array, workspace?: Uint8Array): void;
   maxPoolWorkspaceBytes?(g: PoolGeometry): number;
   /** Absent in addons built before them. */
   sumLeadingAxes?(x: Float32Array, outer: number, inner: number, scale: number, out: Float32Array): void;
@@ -357,11 +356,11 @@ export function registerOneDnnMaxPool(addon: OneDnn): string[] {
       if (!g || input.dtype !== 'float32') return shipped!(args);
       const y = wasm.makeOutput(g.y, 'float32');
       const workspace = recordingGradients() ? poolWorkspaces.take(maxPoolWorkspaceBytes.call(native, g)) : undefined;
-      const filled = maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
-      if (workspace && filled) {
+      maxPool.call(native, g, view(wasm, input), view(wasm, y), workspace);
+      if (workspace) {
         SideBuffers.watch(wasm);
         poolWorkspaces.keep(y, workspace, input);
-      } else if (workspace) poolWorkspaces.recycle(workspace);
+      }
       return y;
     });
     names.unshift('MaxPool');
