@@ -42,12 +42,17 @@ struct Geometry {
   memory::dims src, weights, dst, strides, dilation, padL, padR;
 };
 
-// One shape of a geometry object, e.g. g.x = [N, H, W, C].
-memory::dims dimsOf(const Napi::Object& g, const char* key) {
-  Napi::Array a = g.Get(key).As<Napi::Array>();
+// An array of numbers, e.g. a shape [N, H, W, C].
+memory::dims dimsOf(const Napi::Value& array) {
+  Napi::Array a = array.As<Napi::Array>();
   memory::dims d;
   for (uint32_t i = 0; i < a.Length(); i++) d.push_back(a.Get(i).As<Napi::Number>().Int64Value());
   return d;
+}
+
+// One shape of a geometry object, e.g. g.x.
+memory::dims dimsOf(const Napi::Object& g, const char* key) {
+  return dimsOf(g.Get(key));
 }
 
 // A process sees few shapes (a net's layers at one or two batch sizes). The cap only stops one that
@@ -106,10 +111,21 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
 }
 
 // A Float32Array argument, checked to hold exactly the elements its dims say.
+// A typed array argument of the given element type (Napi's array class A), of any length.
+template <typename A>
+A typedOf(const Napi::Value& v, napi_typedarray_type type, const char* typeName, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw std::invalid_argument(std::string(what) + ": expected a " + typeName);
+  return v.As<A>();
+}
+
+// A Float32Array argument of any length (its length then gives the other buffers' sizes).
+Napi::Float32Array float32Of(const Napi::Value& v, const char* what) {
+  return typedOf<Napi::Float32Array>(v, napi_float32_array, "Float32Array", what);
+}
+
 float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw std::invalid_argument(std::string(what) + ": expected a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  Napi::Float32Array a = float32Of(v, what);
   int64_t expected = 1;
   for (auto d : dims) {
     if (d < 0) throw std::invalid_argument(std::string(what) + ": negative dimension");
@@ -119,13 +135,6 @@ float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) 
     throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(expected) + " floats for its dims, found " +
                                 std::to_string(a.ElementLength()));
   return a.Data();
-}
-
-// A Float32Array argument of any length (its length then gives the other buffers' sizes).
-Napi::Float32Array float32Of(const Napi::Value& v, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw std::invalid_argument(std::string(what) + ": expected a Float32Array");
-  return v.As<Napi::Float32Array>();
 }
 
 // One operand of a primitive: the f32 buffer tfjs owns (NHWC activations, HWIO filters) and,
@@ -189,6 +198,19 @@ constexpr int64_t kIm2colMaxPixels = 64;  // output images up to 8×8: measured 
 struct FlippedFilter {
   int64_t kh, kw, in, out;
   std::vector<float> filter;  // [kh][kw][out][in], both spatial axes reversed: HWIO of the swapped roles
+
+  // Fills `filter` from tfjs's HWIO filter [kh][kw][in][out]; returns it.
+  float* from(const float* hwio) {
+    int64_t tap = in * out;
+    for (int64_t i = 0; i < kh; i++)
+      for (int64_t j = 0; j < kw; j++) {
+        const float* source = hwio + ((kh - 1 - i) * kw + (kw - 1 - j)) * tap;
+        float* target = filter.data() + (i * kw + j) * tap;
+        for (int64_t ci = 0; ci < in; ci++)
+          for (int64_t co = 0; co < out; co++) target[co * in + ci] = source[ci * out + co];
+      }
+    return filter.data();
+  }
 };
 
 // Each cached entry owns the primitive and its three operands (x|dx, filter|dW, y|dy).
@@ -345,9 +367,7 @@ Cached& getCached(const std::string& kind, const Geometry& g, bool bf16) {
 uint16_t* lentCopy(const Napi::Object& options, const char* key, const memory::dims& dims) {
   Napi::Value v = options.Get(key);
   if (v.IsNull() || v.IsUndefined()) return nullptr;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array)
-    throw std::invalid_argument(std::string("conv ") + key + ": expected a Uint16Array or null");
-  Napi::Uint16Array a = v.As<Napi::Uint16Array>();
+  Napi::Uint16Array a = typedOf<Napi::Uint16Array>(v, napi_uint16_array, "Uint16Array or null", (std::string("conv ") + key).c_str());
   int64_t expected = 1;
   for (auto d : dims) expected *= d;
   if (static_cast<int64_t>(a.ElementLength()) != expected)
@@ -383,19 +403,7 @@ Napi::Value Conv(const Napi::CallbackInfo& info) {
     Cached& c = getCached(kind, g, bf16);
     auto& strm = cpuStream();
     bool xCopied = false, yCopied = false;
-    if (c.flipped) {
-      // tfjs's HWIO filter [kh][kw][in][out] with both spatial axes reversed and in, out swapped.
-      FlippedFilter& f = *c.flipped;
-      int64_t tap = f.in * f.out;
-      for (int64_t i = 0; i < f.kh; i++)
-        for (int64_t j = 0; j < f.kw; j++) {
-          const float* from = w + ((f.kh - 1 - i) * f.kw + (f.kw - 1 - j)) * tap;
-          float* to = f.filter.data() + (i * f.kw + j) * tap;
-          for (int64_t ci = 0; ci < f.in; ci++)
-            for (int64_t co = 0; co < f.out; co++) to[co * f.in + ci] = from[ci * f.out + co];
-        }
-    }
-    memory xm = c.x.bind(x, xCopy, xReady, &xCopied), wm = c.w.bind(c.flipped ? c.flipped->filter.data() : w),
+    memory xm = c.x.bind(x, xCopy, xReady, &xCopied), wm = c.w.bind(c.flipped ? c.flipped->from(w) : w),
            ym = c.y.bind(y, yCopy, yReady, &yCopied);
     if (c.flipped) {
       c.prim.execute(strm, {{DNNL_ARG_SRC, ym}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, xm}});
@@ -452,10 +460,8 @@ CachedNorm& getNorm(const memory::dims& nchw, float eps, bool relu) {
 }
 
 memory::dims nhwcDims(const Napi::Value& v) {
-  Napi::Array shape = v.As<Napi::Array>();
-  if (shape.Length() != 4) throw std::invalid_argument("batchNorm: expected an [N,H,W,C] shape");
-  memory::dims nhwc;
-  for (uint32_t i = 0; i < 4; i++) nhwc.push_back(shape.Get(i).As<Napi::Number>().Int64Value());
+  memory::dims nhwc = dimsOf(v);
+  if (nhwc.size() != 4) throw std::invalid_argument("batchNorm: expected an [N,H,W,C] shape");
   return nhwc;
 }
 
@@ -513,6 +519,7 @@ Napi::Value BatchNorm(const Napi::CallbackInfo& info) {
 // Max pooling. tfjs's MaxPoolGrad gets x, not the argmax: unless the forward's workspace of argmax
 // positions is lent back, the gradient runs the forward pass again for it, then scatters dy.
 struct CachedPool {
+  memory::dims x, y, kernel, strides, pads;  // as the geometry gives them: NHWC shapes, [top, left, bottom, right]
   memory::desc src, dst;
   pooling_forward::primitive_desc fwd;
   primitive inference, forward, backward;
@@ -533,6 +540,7 @@ CachedPool& getPool(const Napi::Object& g) {
   if (found != poolCache.end()) return *found->second;
   auto& eng = cpuEngine();
   auto entry = std::make_unique<CachedPool>();
+  entry->x = x, entry->y = y, entry->kernel = k, entry->strides = st, entry->pads = p;
   entry->src = memory::desc({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc);
   entry->dst = memory::desc({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
   memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
@@ -551,9 +559,7 @@ CachedPool& getPool(const Napi::Object& g) {
 // A max-pool's workspace (argmax positions) lent by the caller: a Uint8Array of the primitive's size, or absent.
 std::unique_ptr<memory> lentWorkspace(const Napi::CallbackInfo& info, size_t at, const CachedPool& c, const char* what) {
   if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return nullptr;
-  if (!info[at].IsTypedArray() || info[at].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw std::invalid_argument(std::string(what) + ": expected a Uint8Array");
-  Napi::Uint8Array a = info[at].As<Napi::Uint8Array>();
+  Napi::Uint8Array a = typedOf<Napi::Uint8Array>(info[at], napi_uint8_array, "Uint8Array", what);
   size_t bytes = c.fwd.workspace_desc().get_size();
   if (a.ByteLength() != bytes)
     throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(bytes) + " bytes, found " + std::to_string(a.ByteLength()));
@@ -571,8 +577,8 @@ Napi::Value MaxPoolWorkspaceBytes(const Napi::CallbackInfo& info) {
 // than −∞ (NaN is never greater), −∞ where there is none. oneDNN's agrees except that it starts
 // from the lowest float, so a window of only NaN and −∞ gives −3.4e38 there: such outputs (and only
 // they can equal the lowest float) are recomputed by the reference rule.
-void mendEmptyWindows(const Napi::Object& g, const float* x, float* y) {
-  memory::dims xs = dimsOf(g, "x"), ys = dimsOf(g, "y"), k = dimsOf(g, "kernel"), st = dimsOf(g, "strides"), p = dimsOf(g, "pads");
+void mendEmptyWindows(const CachedPool& pool, const float* x, float* y) {
+  const memory::dims &xs = pool.x, &ys = pool.y, &k = pool.kernel, &st = pool.strides, &p = pool.pads;
   int64_t channels = xs[3], outputs = ys[0] * ys[1] * ys[2] * channels;
   const float lowest = std::numeric_limits<float>::lowest();
   int hit = 0;
@@ -614,7 +620,7 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
     else
       c.inference.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
     strm.wait();
-    mendEmptyWindows(info[0].As<Napi::Object>(), xData, yData);
+    mendEmptyWindows(c, xData, yData);
     return env.Undefined();
   });
 }
@@ -705,11 +711,7 @@ Napi::Value SumLeadingAxes(const Napi::CallbackInfo& info) {
 // shape (strides in elements, 0 along a broadcast axis), are equal, else 0 (NaN equals nothing).
 Napi::Value EqualBroadcast(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    Napi::Object g = Napi::Object::New(env);
-    g.Set("shape", info[0]);
-    g.Set("sa", info[2]);
-    g.Set("sb", info[4]);
-    memory::dims shape = dimsOf(g, "shape"), sa = dimsOf(g, "sa"), sb = dimsOf(g, "sb");
+    memory::dims shape = dimsOf(info[0]), sa = dimsOf(info[2]), sb = dimsOf(info[4]);
     size_t rank = shape.size();
     if (rank == 0 || sa.size() != rank || sb.size() != rank) throw std::invalid_argument("equalBroadcast: shape and strides of one rank ≥ 1");
     int64_t total = 1, aSpan = 1, bSpan = 1;
@@ -720,9 +722,7 @@ Napi::Value EqualBroadcast(const Napi::CallbackInfo& info) {
       bSpan += (shape[d] - 1) * sb[d];
     }
     Napi::Float32Array av = float32Of(info[1], "equalBroadcast a"), bv = float32Of(info[3], "equalBroadcast b");
-    if (!info[5].IsTypedArray() || info[5].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-      throw std::invalid_argument("equalBroadcast out: expected a Uint8Array");
-    Napi::Uint8Array ov = info[5].As<Napi::Uint8Array>();
+    Napi::Uint8Array ov = typedOf<Napi::Uint8Array>(info[5], napi_uint8_array, "Uint8Array", "equalBroadcast out");
     if (static_cast<int64_t>(av.ElementLength()) < aSpan || static_cast<int64_t>(bv.ElementLength()) < bSpan ||
         static_cast<int64_t>(ov.ElementLength()) != total)
       throw std::invalid_argument("equalBroadcast: a buffer is smaller than its shape and strides say");
@@ -757,10 +757,11 @@ Napi::Value BiasAdd(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     Napi::Float32Array xa = float32Of(info[0], "biasAdd x");
     int64_t n = static_cast<int64_t>(xa.ElementLength());
-    int64_t channels = static_cast<int64_t>(float32Of(info[1], "biasAdd bias").ElementLength());
+    Napi::Float32Array biasArray = float32Of(info[1], "biasAdd bias");
+    int64_t channels = static_cast<int64_t>(biasArray.ElementLength());
     if (channels < 1 || n % channels != 0) throw std::invalid_argument("biasAdd: x's length must be a multiple of the bias's");
     const float* x = xa.Data();
-    const float* bias = dataOf(info[1], {channels}, "biasAdd bias");
+    const float* bias = biasArray.Data();
     float* y = dataOf(info[2], {n}, "biasAdd y");
     int64_t pixels = n / channels;
 #pragma omp parallel for schedule(static) if (n >= kParallelElements)

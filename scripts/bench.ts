@@ -314,7 +314,9 @@ const torch = spawnSync(
     torchArgs[0],
     String(options.steps),
     ...torchArgs.slice(1),
-    [...NETS.filter((n) => !INTERLEAVED.has(n.name))].map((n) => n.name).join(','),
+    NETS.filter((n) => !INTERLEAVED.has(n.name))
+      .map((n) => n.name)
+      .join(','),
   ],
   {
     encoding: 'utf8',

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import { BATCH_NORM_INFERENCE, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from './batch-norm.js';
-import { broadcastStrides, callKernel, leadingReduction, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
+import { broadcastOperands, callKernel, leadingReduction, maxPoolGeometry, release, setWasmKernel } from './wasm-kernels.js';
 
 interface Geometry {
   x: number[];
@@ -405,11 +405,10 @@ export function registerOneDnnReductions(addon: OneDnn): string[] {
   if (!equal) return names;
   // Equal with broadcasting (a global max-pool's gradient compares x with its max per channel).
   setWasmKernel('Equal', (previous) => (args) => {
-    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-    const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
-    if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return previous!(args);
+    const operands = broadcastOperands(args.inputs);
+    if (!operands) return previous!(args);
+    const { a, b, shape, sa, sb } = operands;
     const wasm = args.backend as BackendWasm;
-    const { shape, sa, sb } = broadcastStrides(a.shape, b.shape);
     const out = wasm.makeOutput(shape, 'bool');
     equal(shape, view(wasm, a), sa, view(wasm, b), sb, wasm.typedArrayFromHeap(out) as Uint8Array);
     return out;

@@ -327,9 +327,15 @@ function reduceLeadingAxes(kind: 'sum' | 'mean', shipped: KernelFunc): KernelFun
   };
 }
 
-/** The broadcast shape of a and b, and each one's element strides in its index space (0 along broadcast axes). */
-export function broadcastStrides(aShape: number[], bShape: number[]): { shape: number[]; sa: number[]; sb: number[] } {
-  const shape = tf.backend_util.assertAndGetBroadcastShape(aShape, bShape);
+/**
+ * A float32 comparison of a and b that broadcasts (shapes differ): the broadcast shape and each
+ * operand's element strides in its index space (0 along broadcast axes); undefined otherwise.
+ */
+export function broadcastOperands(inputs: NamedTensorInfoMap) {
+  const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
+  const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+  if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const shape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
   const rank = shape.length;
   const stridesOf = (s: number[]) => {
     const padded = [...new Array(rank - s.length).fill(1), ...s];
@@ -340,7 +346,7 @@ export function broadcastStrides(aShape: number[], bShape: number[]): { shape: n
     }
     return strides;
   };
-  return { shape, sa: stridesOf(aShape), sb: stridesOf(bShape) };
+  return { a, b, shape, sa: stridesOf(a.shape), sb: stridesOf(b.shape) };
 }
 
 /**
@@ -350,10 +356,9 @@ export function broadcastStrides(aShape: number[], bShape: number[]): { shape: n
 function broadcastEqual(shipped: KernelFunc): KernelFunc {
   return (args) => {
     const wasm = args.backend as BackendWasm;
-    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
-    const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
-    if (sameShape || a.dtype !== 'float32' || b.dtype !== 'float32') return shipped(args);
-    const { shape, sa, sb } = broadcastStrides(a.shape, b.shape);
+    const operands = broadcastOperands(args.inputs);
+    if (!operands) return shipped(args);
+    const { a, b, shape, sa, sb } = operands;
     const rank = shape.length;
     const out = wasm.makeOutput(shape, 'bool');
     const av = wasm.typedArrayFromHeap(a) as Float32Array,
