@@ -99,6 +99,8 @@ test('forward FLOPs count every conv and the head of the net', () => {
 interface Q5Metrics {
   epochs: { epoch: number; trainLoss: number; trainAcc: number; testAcc: number }[];
   finalTestAcc: number;
+  finalOneViewTestAcc: number;
+  testViews: number;
   forwardFlopsPerImage: number;
   trainingFlops: number;
   timeToAccuracy: { target: number; epoch: number | null }[];
@@ -116,6 +118,11 @@ test('smoke run writes the four curves and the combined figure', async () => {
   // The smoke net on 300 images: 3 × forward FLOPs × 300 images × 2 epochs.
   assert.equal(metrics.forwardFlopsPerImage, WHITENED_SMOKE_NET_FLOPS);
   assert.equal(metrics.trainingFlops, 3 * WHITENED_SMOKE_NET_FLOPS * 300 * 2);
+  // Each epoch is tested on one view; the final weights once more with the recipe's six, drawn as their own point.
+  assert.equal(metrics.testViews, 6);
+  assert.equal(metrics.finalOneViewTestAcc, metrics.epochs.at(-1)!.testAcc);
+  const accuracyChart = readFileSync(path.join(out, 'q5-cifar/test-acc.vl.json'), 'utf8');
+  assert.ok(accuracyChart.includes('final weights, 6 test-time views') && accuracyChart.includes('each epoch, one view'));
   assert.deepEqual(
     metrics.timeToAccuracy.map((t) => t.target),
     [0.9, 0.93, 0.94],
@@ -153,8 +160,8 @@ test('q5-subsets runs q5-cifar first when it is missing, tunes each size on vali
   assert.equal(one.tried!.length, 2, 'the smoke plan tries two weight decays at 1 per class');
   const best = one.tried!.reduce((a, b) => (b.validationAcc > a.validationAcc ? b : a));
   assert.deepEqual([one.hyper.lr, one.hyper.weightDecay], [best.lr, best.weightDecay]);
-  const full = metricsOf(out).epochs.at(-1)!;
-  assert.deepEqual([subsets[2].trainAcc, subsets[2].testAcc], [full.trainAcc, full.testAcc]);
+  const fullRun = metricsOf(out);
+  assert.deepEqual([subsets[2].trainAcc, subsets[2].testAcc], [fullRun.epochs.at(-1)!.trainAcc, fullRun.finalTestAcc]);
   for (const f of ['subsets.png', 'tuning.md', 'observations.md']) assert.ok(existsSync(path.join(out, 'q5-subsets', f)), f);
 
   const again = await a2('run', 'q5-subsets', '--profile', 'smoke', '--data-dir', DATA_DIR, '--out', out);
