@@ -526,6 +526,11 @@ struct CachedPool {
   // The gradient's rerun forward writes its pooled values and argmax here (allocated once: fresh
   // pages each call cost the kernel's page faults).
   std::unique_ptr<memory> workspace, pooled;
+  // 2×2 windows that tile the image (stride 2, no padding: every pool of a2's nets) take a2's own
+  // loops below, not oneDNN's: their argmax is a byte per output, rerunIndex its scratch.
+  bool tiled = false;
+  std::vector<uint8_t> rerunIndex;
+  size_t workspaceBytes() const { return tiled ? rerunIndex.size() : fwd.workspace_desc().get_size(); }
 };
 std::unordered_map<std::string, std::unique_ptr<CachedPool>> poolCache;
 
@@ -551,25 +556,99 @@ CachedPool& getPool(const Napi::Object& g) {
   entry->forward = pooling_forward(entry->fwd);
   auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng, entry->fwd);
   entry->backward = pooling_backward(bwd);
-  entry->workspace = std::make_unique<memory>(entry->fwd.workspace_desc(), eng);
+  entry->tiled = k == memory::dims{2, 2} && st == k && p == memory::dims{0, 0, 0, 0} && y[1] == x[1] / 2 && y[2] == x[2] / 2;
+  if (entry->tiled)
+    entry->rerunIndex.resize(static_cast<size_t>(y[0] * y[1] * y[2] * y[3]));
+  else
+    entry->workspace = std::make_unique<memory>(entry->fwd.workspace_desc(), eng);
   entry->pooled = std::make_unique<memory>(entry->dst, eng);
   return remember(poolCache, key.str(), std::move(entry));
+}
+
+// A tiled max-pool is a pass over memory, not arithmetic: oneDNN 2.6's kernels ran it at a third
+// of the bandwidth here. Each window starts from −∞ and takes a value only if it is greater (NaN
+// never is), in row-major order, so the first maximum wins, as in tfjs's cpu backend; a window of
+// only NaN and −∞ gives −∞ and no argmax (kNoArgmax: its gradient goes nowhere, as there).
+// Written so that the compiler vectorises the channel loops (restrict, selects, no branches).
+constexpr uint8_t kNoArgmax = 255;
+typedef uint32_t __attribute__((may_alias)) FloatBits;
+
+template <bool kArgmax>
+void maxOfFour(const float* __restrict a, const float* __restrict b, const float* __restrict c, const float* __restrict d,
+               float* __restrict out, uint8_t* __restrict argmax, int64_t channels) {
+  for (int64_t i = 0; i < channels; i++) {
+    float m = -std::numeric_limits<float>::infinity();
+    int32_t at = kNoArgmax;
+    bool greater;
+    greater = a[i] > m, m = greater ? a[i] : m, at = greater ? 0 : at;
+    greater = b[i] > m, m = greater ? b[i] : m, at = greater ? 1 : at;
+    greater = c[i] > m, m = greater ? c[i] : m, at = greater ? 2 : at;
+    greater = d[i] > m, m = greater ? d[i] : m, at = greater ? 3 : at;
+    out[i] = m;
+    if (kArgmax) argmax[i] = static_cast<uint8_t>(at);
+  }
+}
+
+template <bool kArgmax>
+void tiledMaxPool(const CachedPool& pool, const float* x, float* y, uint8_t* argmax) {
+  const memory::dims &xs = pool.x, &ys = pool.y;
+  const int64_t channels = xs[3], rows = ys[0] * ys[1], rowStride = xs[2] * channels;
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < rows; row++) {
+    const int64_t n = row / ys[1], oh = row % ys[1];
+    for (int64_t ow = 0; ow < ys[2]; ow++) {
+      const int64_t at = (row * ys[2] + ow) * channels;
+      const float* in = x + ((n * xs[1] + 2 * oh) * xs[2] + 2 * ow) * channels;
+      maxOfFour<kArgmax>(in, in + channels, in + rowStride, in + rowStride + channels, y + at, kArgmax ? argmax + at : nullptr, channels);
+    }
+  }
+}
+
+// Each input pixel is in at most one window, so each dx is written once: dy's bits where it was
+// the window's maximum, +0 elsewhere (and in the row and column no window covers).
+void tiledMaxPoolGrad(const CachedPool& pool, const float* dy, const uint8_t* argmax, float* dx) {
+  const memory::dims &xs = pool.x, &ys = pool.y;
+  const int64_t channels = xs[3], rows = xs[0] * xs[1];
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < rows; row++) {
+    const int64_t n = row / xs[1], ih = row % xs[1], oh = ih / 2;
+    float* out = dx + row * xs[2] * channels;
+    if (oh >= ys[1]) {
+      std::fill(out, out + xs[2] * channels, 0.0f);
+      continue;
+    }
+    for (int64_t iw = 0; iw < xs[2]; iw++) {
+      const int64_t ow = iw / 2;
+      FloatBits* __restrict o = reinterpret_cast<FloatBits*>(out + iw * channels);
+      if (ow >= ys[2]) {
+        std::fill(o, o + channels, 0u);
+        continue;
+      }
+      const int64_t at = ((n * ys[1] + oh) * ys[2] + ow) * channels;
+      const FloatBits* __restrict g = reinterpret_cast<const FloatBits*>(dy + at);
+      const uint8_t* __restrict arg = argmax + at;
+      const uint8_t position = static_cast<uint8_t>((ih % 2) * 2 + iw % 2);
+      for (int64_t c = 0; c < channels; c++) o[c] = g[c] & (0u - static_cast<uint32_t>(arg[c] == position));
+    }
+  }
 }
 
 // A max-pool's workspace (argmax positions) lent by the caller: a Uint8Array of the primitive's size, or absent.
 std::unique_ptr<memory> lentWorkspace(const Napi::CallbackInfo& info, size_t at, const CachedPool& c, const char* what) {
   if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return nullptr;
   Napi::Uint8Array a = typedOf<Napi::Uint8Array>(info[at], napi_uint8_array, "Uint8Array", what);
-  size_t bytes = c.fwd.workspace_desc().get_size();
+  size_t bytes = c.workspaceBytes();
   if (a.ByteLength() != bytes)
     throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(bytes) + " bytes, found " + std::to_string(a.ByteLength()));
-  return std::make_unique<memory>(c.fwd.workspace_desc(), cpuEngine(), a.Data());
+  // The tiled loops read the bytes themselves; the memory object only carries the pointer.
+  return std::make_unique<memory>(c.tiled ? memory::desc({static_cast<memory::dim>(bytes)}, dt::u8, tag::a) : c.fwd.workspace_desc(),
+                                  cpuEngine(), a.Data());
 }
 
 // maxPoolWorkspaceBytes(geometry): the bytes of the workspace maxPool and maxPoolGrad may be lent.
 Napi::Value MaxPoolWorkspaceBytes(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    return Napi::Number::New(env, static_cast<double>(getPool(info[0].As<Napi::Object>()).fwd.workspace_desc().get_size()));
+    return Napi::Number::New(env, static_cast<double>(getPool(info[0].As<Napi::Object>()).workspaceBytes()));
   });
 }
 
@@ -615,6 +694,13 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
     float* yData = dataOf(info[2], c.dst.dims(), "maxPool y");
     memory x(c.src, eng, xData), y(c.dst, eng, yData);
     auto workspace = lentWorkspace(info, 3, c, "maxPool workspace");
+    if (c.tiled) {
+      if (workspace)
+        tiledMaxPool<true>(c, xData, yData, static_cast<uint8_t*>(workspace->get_data_handle()));
+      else
+        tiledMaxPool<false>(c, xData, yData, nullptr);
+      return env.Undefined();
+    }
     if (workspace)
       c.forward.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, *workspace}});
     else
@@ -633,6 +719,13 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
     auto workspace = lentWorkspace(info, 4, c, "maxPoolGrad workspace");
+    if (c.tiled) {
+      uint8_t* argmax = workspace ? static_cast<uint8_t*>(workspace->get_data_handle()) : c.rerunIndex.data();
+      if (!workspace)
+        tiledMaxPool<true>(c, dataOf(info[1], c.src.dims(), "maxPoolGrad x"), static_cast<float*>(c.pooled->get_data_handle()), argmax);
+      tiledMaxPoolGrad(c, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"), argmax, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"));
+      return env.Undefined();
+    }
     if (!workspace)
       c.forward.execute(strm, {{DNNL_ARG_SRC, memory(c.src, eng, dataOf(info[1], c.src.dims(), "maxPoolGrad x"))},
                                {DNNL_ARG_DST, *c.pooled},

@@ -4,7 +4,8 @@
 // PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
 // run; then one whole q5 epoch on the real data. The two q5 nets are timed a2 step, PyTorch step,
 // in turn (a shared host's cores change speed by 2x within seconds, so two engines timed one after
-// the other can be compared at different speeds). Prints a table and writes
+// the other can be compared at different speeds); a short bf16 matrix-product probe before each
+// round tells the host's fast and slow phases apart, and the ratios are also given per phase. Prints a table and writes
 // outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of the
 // same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
 //   npm run bench                 all nets, all backends
@@ -194,6 +195,8 @@ interface TorchServer {
   threads: number;
   nets: Record<string, { config: string; precision: Precision }[]>;
   step(net: string, config: string): Promise<{ seconds?: number; batch?: number; error?: string }>;
+  /** The cores' compute speed now: GFLOP/s of a short bf16 matrix-product loop, or undefined if it failed. */
+  probe(): Promise<number | undefined>;
   close(): void;
 }
 
@@ -249,6 +252,12 @@ async function startTorchServer(): Promise<TorchServer | undefined> {
       if (reply === undefined) return { error: why() };
       if (reply.net !== net || reply.config !== config) return { error: `PyTorch answered for ${reply.net} ${reply.config}` };
       return reply;
+    },
+    probe: async () => {
+      if (stopped) return undefined;
+      child.stdin.write(`${JSON.stringify({ probe: true })}\n`);
+      const reply = await next();
+      return typeof reply?.probeGflops === 'number' ? reply.probeGflops : undefined;
     },
     close: () => child.stdin.end(),
   };
@@ -338,6 +347,7 @@ if (torch.status === 0) {
 
 // The q5 nets: one a2 step in each precision, then one PyTorch step in each configuration, round after round.
 const torchServer = torch.status === 0 ? await startTorchServer() : undefined;
+const phases: Record<string, PhaseSplit> = {};
 for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
   const ours: { precision: Precision; stepper: Stepper; seconds: number[] }[] = [];
   for (const precision of precisions) {
@@ -350,7 +360,9 @@ for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
     seconds: [] as number[],
     error: undefined as string | undefined,
   }));
+  const probes: (number | undefined)[] = [];
   for (let round = 0; round < options.rounds; round++) {
+    probes.push(await torchServer?.probe());
     for (const o of ours) {
       await initBackend('auto', { precision: o.precision });
       o.seconds.push(o.stepper.step());
@@ -362,6 +374,8 @@ for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
       else t.seconds.push(reply.seconds);
     }
   }
+  const split = splitByPhase(probes, ours, theirs, net.batch);
+  if (split) phases[net.name] = split;
   for (const o of ours) {
     const seconds = median(o.seconds);
     rows.push({
@@ -401,6 +415,57 @@ if (rows.some((r) => r.alternating))
   console.log(`* median of ${options.rounds} steps timed in turn with the other engine's, one step each per round`);
 for (const e of torchErrors) console.log(e);
 
+interface PhaseRatios {
+  rounds: number;
+  ratioVsTorchBest: number; // a2's fastest vs PyTorch's fastest, any precision, over these rounds' medians
+  fp32RatioVsTorch: number | null; // a2 fp32 vs PyTorch's fastest fp32
+}
+interface PhaseSplit {
+  probeGflops: number[]; // before each round
+  threshold: number | null; // rounds at or above it are the fast phase; null: one phase (spread under 1.4x)
+  fast: PhaseRatios | null;
+  slow: PhaseRatios | null;
+}
+
+/**
+ * The shared host's cores run at one speed or about twice it, for seconds at a time, while memory
+ * bandwidth stays (a bf16 matrix product measured 450-970 GFLOP/s while a copy held ~20 GB/s): an
+ * engine bound by arithmetic gains, one bound by memory traffic does not. The probe before each
+ * round says which phase the round ran in; the ratios are then given for each phase apart.
+ */
+function splitByPhase(
+  probes: (number | undefined)[],
+  ours: { precision: Precision; seconds: number[] }[],
+  theirs: { precision: Precision; seconds: number[]; error?: string }[],
+  batch: number,
+): PhaseSplit | undefined {
+  const measured = theirs.filter((t) => t.error === undefined);
+  if (measured.length === 0 || probes.some((p) => p === undefined)) return undefined;
+  const probeGflops = probes as number[];
+  const [low, high] = [Math.min(...probeGflops), Math.max(...probeGflops)];
+  const ratiosOver = (rounds: number[]): PhaseRatios | null => {
+    if (rounds.length === 0) return null;
+    const rate = (seconds: number[]) => batch / median(rounds.map((i) => seconds[i]));
+    const best = (rs: { precision: Precision; seconds: number[] }[], precision?: Precision) =>
+      Math.max(...rs.filter((r) => !precision || r.precision === precision).map((r) => rate(r.seconds)));
+    const torchFp32 = best(measured, 'fp32');
+    return {
+      rounds: rounds.length,
+      ratioVsTorchBest: best(ours) / best(measured),
+      fp32RatioVsTorch: ours.some((o) => o.precision === 'fp32') && Number.isFinite(torchFp32) ? best(ours, 'fp32') / torchFp32 : null,
+    };
+  };
+  const all = probeGflops.map((_, i) => i);
+  if (high < 1.4 * low) return { probeGflops, threshold: null, fast: null, slow: ratiosOver(all) };
+  const threshold = Math.sqrt(low * high);
+  return {
+    probeGflops,
+    threshold,
+    fast: ratiosOver(all.filter((i) => probeGflops[i] >= threshold)),
+    slow: ratiosOver(all.filter((i) => probeGflops[i] < threshold)),
+  };
+}
+
 /** a2 against PyTorch on one net: its default precision vs PyTorch's best of that precision, and fastest vs fastest. */
 function ratios(net: string): { ratioVsTorch: number | null; ratioVsTorchBest: number | null } {
   const fastest = (rs: Row[]) => rs.reduce<Row | undefined>((b, r) => (b && b.imagesPerSecond >= r.imagesPerSecond ? b : r), undefined);
@@ -420,6 +485,19 @@ for (const [net, r] of Object.entries(perNet))
     console.log(
       `${net}: a2 (${defaultPrecision}) at ${r.ratioVsTorch.toFixed(3)}× PyTorch's best ${defaultPrecision}; fastest vs fastest ${r.ratioVsTorchBest?.toFixed(3)}×`,
     );
+for (const [net, p] of Object.entries(phases)) {
+  const spread = `${Math.min(...p.probeGflops).toFixed(0)}–${Math.max(...p.probeGflops).toFixed(0)} GFLOP/s`;
+  const say = (name: string, r: PhaseRatios | null) =>
+    r
+      ? `${r.rounds} ${name ? `${name} ` : ''}round${r.rounds === 1 ? '' : 's'}: fastest vs fastest ${r.ratioVsTorchBest.toFixed(3)}×` +
+        (r.fp32RatioVsTorch === null ? '' : `, fp32 ${r.fp32RatioVsTorch.toFixed(3)}×`)
+      : `no ${name} rounds`;
+  console.log(
+    p.threshold === null
+      ? `${net}, the cores' speed before each round ${spread} (one phase): ${say('', p.slow)}`
+      : `${net} by the cores' speed before each round (${spread}, fast from ${p.threshold.toFixed(0)}): ${say('slow', p.slow)}; ${say('fast', p.fast)}`,
+  );
+}
 
 const epoch = options.epoch ? wholeEpoch(defaultPrecision) : null;
 writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
@@ -434,6 +512,7 @@ writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
   rows,
   torchErrors,
   nets: perNet,
+  phases,
   q5RatioVsTorch: perNet['q5-cifar'].ratioVsTorch,
   q5RatioVsTorchBest: perNet['q5-cifar'].ratioVsTorchBest,
   q5WholeEpoch: epoch,

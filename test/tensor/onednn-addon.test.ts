@@ -368,3 +368,36 @@ test('max-pool treats NaN and −∞ as the cpu backend (tfjs’s reference) doe
   assert.deepEqual(got, want);
   assert.deepEqual(want, [3, Number.NEGATIVE_INFINITY, 5, 4]);
 });
+
+test("max-pool's gradient without the forward's argmax (pooled again) gives the cpu backend's, empty windows included", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.includes('MaxPool')) return t.skip('the addon has no max-pool forward here');
+  const rng = makeRng(14);
+  const shape: [number, number, number, number] = [3, 9, 11, 6];
+  const data = Float32Array.from({ length: 3 * 9 * 11 * 6 }, () => 2 * rng() - 1);
+  // A window of only −∞ and NaN (image 0, window (0, 0), channel 0): its gradient goes nowhere.
+  for (const [h, w, v] of [
+    [0, 0, Number.NEGATIVE_INFINITY],
+    [0, 1, Number.NaN],
+    [1, 0, Number.NEGATIVE_INFINITY],
+    [1, 1, Number.NEGATIVE_INFINITY],
+  ])
+    data[(h * 11 + w) * 6] = v;
+  const dyData = Float32Array.from({ length: 3 * 4 * 5 * 6 }, (_, i) => i + 1);
+  const gradient = async (backend: string) => {
+    await tf.setBackend(backend);
+    return tf.tidy(() => {
+      const x = tf.tensor4d(data, shape);
+      // Pooled outside any gradient, so no argmax is kept: the kernel must find it again.
+      const y = tf.maxPool(x, 2, 2, 'valid');
+      const dy = tf.tensor4d(dyData, y.shape as [number, number, number, number]);
+      const dx = tf
+        .engine()
+        .runKernel('MaxPoolGrad', { dy, input: x, output: y }, { filterSize: 2, strides: 2, pad: 'valid' }) as tf.Tensor;
+      return Array.from(dx.dataSync());
+    });
+  };
+  const [want, got] = [await gradient('cpu'), await gradient('wasm')];
+  assert.equal(want[0] + want[1] + want[11 * 6] + want[12 * 6], 0, 'the cpu backend routes no gradient from an empty window');
+  assert.deepEqual(got, want);
+});
