@@ -169,10 +169,10 @@ export interface Q5Facts {
 const epochCount = (n: number) => `${n} epoch${n === 1 ? '' : 's'}`;
 const points = (delta: number) => `${delta >= 0 ? '+' : ''}${(100 * delta).toFixed(2)} points`;
 
-function milestoneLine(m: Milestone, facts: Q5Facts, best: number): string {
+function milestoneLine(m: Milestone, facts: Q5Facts, best: string): string {
   const target = pct(m.target, 0);
   if (m.epoch === null || m.seconds === null || m.flops === null)
-    return `- ${target}: not reached in ${facts.epochs.length} epochs (best ${pct(best, 2)}).`;
+    return `- ${target}: not reached in ${facts.epochs.length} epochs (${best}).`;
   return `- ${target}: first reached at epoch ${m.epoch} of ${facts.epochs.length}, after ${m.flops.toExponential(2)} training FLOPs and ${m.seconds.toFixed(0)} s (training to that epoch and its test pass).`;
 }
 
@@ -258,7 +258,13 @@ export function observations(facts: Q5Facts): string {
       `× ${facts.trainImages} images × ${epochs.length} epochs).`,
     ...(tested ? ['', `Epochs before the last count with their one-view accuracy, the last with its ${tested.views} views.`] : []),
     '',
-    ...facts.milestones.map((m) => milestoneLine(m, facts, best)),
+    ...facts.milestones.map((m) =>
+      milestoneLine(
+        m,
+        facts,
+        tested ? `final ${pct(tested.acc, 2)} with ${tested.views} views, best epoch on one view ${pct(best, 2)}` : `best ${pct(best, 2)}`,
+      ),
+    ),
     '',
     '## Why 90% is hard',
     '',

@@ -1,17 +1,17 @@
 // `npm run bench`: training throughput of the nets a2 trains (the q2 FC and conv autoencoders,
-// the q5 CIFAR net of the previous recipe and the current one), one optimizer step at a time, on each tfjs
-// backend that loads here, in each precision (fp32; bf16 with the oneDNN accelerator), and in
-// PyTorch (Debian's python3-torch, when present) in each of its CPU configurations, in the same
-// run; then one whole q5 epoch on the real data. The two q5 nets are timed a2 step, PyTorch step,
-// in turn (a shared host's cores change speed by 2x within seconds, so two engines timed one after
-// the other can be compared at different speeds); a short bf16 matrix-product probe before each
-// round tells the host's fast and slow phases apart, and the ratios are also given per phase. Prints a table and writes
-// outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of the
-// same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
-//   npm run bench                 all nets, all backends
+// the q5 CIFAR net of the previous recipe and the current one), one optimizer step at a time, in
+// each precision a2 has here (fp32; bf16 with the oneDNN accelerator), and in PyTorch (Debian's
+// python3-torch, when present) in each of its CPU configurations, in the same run; then one whole
+// q5 epoch on the real data. Every net is timed a2 step, PyTorch step, in turn (a shared host's
+// cores change speed by 2x within seconds, so two engines timed one after the other can be
+// compared at different speeds); a short bf16 matrix-product probe before each round tells the
+// host's fast and slow phases apart, and the ratios are also given per phase. Prints a table and
+// writes outputs/bench/metrics.json: q5RatioVsTorch (a2's default precision vs PyTorch's best of
+// the same precision) and q5RatioVsTorchBest (fastest vs fastest, any precision).
+//   npm run bench                 all nets
 //   npm run bench -- --profile    also: where the q5 recipe's step and evaluation spend their time, kernel by kernel
-//   npm run bench -- --steps 10 --cpu   more timed steps; include the (slow) plain-JS cpu backend
-//   npm run bench -- --rounds 20  more alternating rounds on the q5 nets
+//   npm run bench -- --rounds 20  more alternating rounds (median reported)
+//   npm run bench -- --cpu        also the (slow) plain-JS cpu backend, FC net only
 //   npm run bench -- --no-epoch   skip the whole-epoch timing
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,10 +27,10 @@ import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
 import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '../src/tensor/index.js';
 
 const options = new Command('bench')
-  .option('--steps <n>', 'timed steps per net (median reported)', (v) => Number(v), 6)
+  .option('--steps <n>', 'timed steps of the pure step beside the whole epoch, and of --cpu (median reported)', (v) => Number(v), 6)
   .option(
     '--rounds <n>',
-    'alternating a2/PyTorch rounds on the q5 nets, one step per engine and precision each (median reported)',
+    'alternating a2/PyTorch rounds on each net, one step per engine and precision each (median reported)',
     (v) => Number(v),
     10,
   )
@@ -187,8 +187,6 @@ async function profileQ5(): Promise<void> {
 }
 
 const TORCH_SCRIPT = path.join(PROJECT_ROOT, 'scripts/bench_torch.py');
-/** Nets timed a2 step, PyTorch step, in turn, so that both engines see the same machine. */
-const INTERLEAVED = new Set(['q5-cifar', 'q5-recipe']);
 
 interface TorchServer {
   version: string;
@@ -200,9 +198,9 @@ interface TorchServer {
   close(): void;
 }
 
-/** PyTorch timing one training step per request (`bench_torch.py serve`), or undefined (and why, printed) if it does not start. */
+/** PyTorch timing one training step per request (`bench_torch.py`), or undefined (and why, printed) if it does not start. */
 async function startTorchServer(): Promise<TorchServer | undefined> {
-  const child = spawn('/usr/bin/python3', [TORCH_SCRIPT, 'serve', ...torchArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('/usr/bin/python3', [TORCH_SCRIPT, ...torchArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let stopped = false;
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -274,30 +272,17 @@ interface Row {
   batch: number;
   imagesPerSecond: number;
   gflops?: number;
-  /** Timed in alternation with the other engine's steps (the q5 nets), not in a block of its own. */
+  /** Timed in alternation with the other engine's steps, not in a block of its own. */
   alternating?: true;
 }
 const rows: Row[] = [];
-const backends = [info.tfjsBackend, ...(options.cpu ? ['cpu'] : [])];
-for (const backend of backends) {
-  await tf.setBackend(backend);
-  for (const precision of backend === info.tfjsBackend ? precisions : (['fp32'] as const)) {
-    await initBackend('auto', { precision });
-    for (const net of NETS) {
-      if (INTERLEAVED.has(net.name) || (backend === 'cpu' && net.name !== 'q2-fc-ae')) continue;
-      const r = timeSteps(net, options.steps);
-      rows.push({
-        net: net.name,
-        engine: `a2 tfjs ${backend === info.tfjsBackend ? info.name : backend}`,
-        precision,
-        batch: net.batch,
-        ...r,
-      });
-      console.error(`  ${net.name} on ${backend} ${precision}: ${r.imagesPerSecond.toFixed(0)} img/s`);
-    }
-  }
+if (options.cpu) {
+  // The plain-JS cpu backend, FC net only, in a block: minutes a step on the conv nets, and no rival at that speed.
+  await tf.setBackend('cpu');
+  const fc = NETS.find((n) => n.name === 'q2-fc-ae')!;
+  rows.push({ net: fc.name, engine: 'a2 tfjs cpu', precision: 'fp32', batch: fc.batch, ...timeSteps(fc, options.steps) });
+  await tf.setBackend(info.tfjsBackend);
 }
-await tf.setBackend(info.tfjsBackend);
 
 const torchArgs = [
   String(options.threads),
@@ -312,43 +297,13 @@ const torchArgs = [
   }),
 ];
 const torchEngine = (version: string, config: string, threads: number) => `PyTorch ${version} ${config} (${threads} thr)`;
-let torchVersion: string | undefined;
 const torchErrors: string[] = [];
 const torchNotRun = (stderr: string) =>
   console.error(`PyTorch reference not run: ${stderr.split('\n').filter(Boolean).pop() ?? 'python3 with torch not found'}`);
-const torch = spawnSync(
-  '/usr/bin/python3',
-  [
-    TORCH_SCRIPT,
-    torchArgs[0],
-    String(options.steps),
-    ...torchArgs.slice(1),
-    NETS.filter((n) => !INTERLEAVED.has(n.name))
-      .map((n) => n.name)
-      .join(','),
-  ],
-  {
-    encoding: 'utf8',
-  },
-);
-if (torch.status === 0) {
-  const parsed = JSON.parse(torch.stdout) as {
-    torch: string;
-    threads: number;
-    rows: { net: string; config: string; precision: Precision; batch: number; imagesPerSecond?: number; error?: string }[];
-  };
-  torchVersion = parsed.torch;
-  for (const r of parsed.rows) {
-    const engine = torchEngine(parsed.torch, r.config, parsed.threads);
-    if (r.imagesPerSecond === undefined) torchErrors.push(`${r.net} ${engine}: did not run (${r.error})`);
-    else rows.push({ net: r.net, engine, precision: r.precision, batch: r.batch, imagesPerSecond: r.imagesPerSecond });
-  }
-} else torchNotRun(torch.stderr || torch.error?.message || '');
-
-// The q5 nets: one a2 step in each precision, then one PyTorch step in each configuration, round after round.
-const torchServer = torch.status === 0 ? await startTorchServer() : undefined;
+// Each net: one a2 step in each precision, then one PyTorch step in each configuration, round after round.
+const torchServer = await startTorchServer();
 const phases: Record<string, PhaseSplit> = {};
-for (const net of NETS.filter((n) => INTERLEAVED.has(n.name))) {
+for (const net of NETS) {
   const ours: { precision: Precision; stepper: Stepper; seconds: number[] }[] = [];
   for (const precision of precisions) {
     // Built and warmed up in its own precision, so that the timed steps find their primitives built.
@@ -507,7 +462,7 @@ writeJsonAtomic(path.resolve(options.out, 'bench', 'metrics.json'), {
   backend: info.name,
   defaultPrecision,
   kernels: info.kernels,
-  torch: torchVersion ?? null,
+  torch: torchServer?.version ?? null,
   packages: packageVersions(),
   rows,
   torchErrors,

@@ -1,39 +1,31 @@
-"""PyTorch reference for `npm run bench`: the same nets, one training step at a time, images/s.
+"""PyTorch reference for `npm run bench`: the same nets, one training step per request, so that
+the caller can alternate its own steps with PyTorch's and both see the same machine (on a shared
+host the speed of the cores moves by 2x within seconds).
 
 Each net in every configuration PyTorch's CPU path offers here: NCHW fp32 (the default),
 channels_last fp32 (conv nets only), and channels_last + bf16 autocast (fp32 weights, bf16
 products), so a2 is compared with PyTorch's strongest setting, not its default.
 
-usage: /usr/bin/python3 scripts/bench_torch.py THREADS STEPS Q5_WIDTHS RECIPE_JSON [NET,...]
-       /usr/bin/python3 scripts/bench_torch.py serve THREADS Q5_WIDTHS RECIPE_JSON
+usage: /usr/bin/python3 scripts/bench_torch.py THREADS Q5_WIDTHS RECIPE_JSON
 (Q5_WIDTHS comma-separated, the previous q5 net's; RECIPE_JSON the current recipe's widths, batch,
-labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them; NET,... only
-those nets.) The first form prints one JSON object: {"torch": version, "threads": n, "rows":
-[{"net", "config", "precision", "batch", "imagesPerSecond"} | {"net", "config", "error"}]}.
-The second times one step per request, so that the caller can alternate its own steps with
-PyTorch's and both see the same machine (on a shared host the speed of the cores moves by 2x
-within seconds): it prints {"torch", "threads", "nets": {net: [{"config", "precision"}]}} once, then for each stdin line {"net", "config"}
-one line {"net", "config", "precision", "batch", "seconds"} or {"net", "config", "error"};
-a request {"probe": true} answers {"probeGflops"}: the bf16 matrix product's rate for 0.15 s (it
-runs on AMX here), the cores' compute speed at that moment, to tell the host's fast and slow phases apart.
-The first request for a net and configuration builds it and runs three warm-up steps first.
+labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them.) Prints
+{"torch", "threads", "nets": {net: [{"config", "precision"}]}} once, then for each stdin line
+{"net", "config"} one line {"net", "config", "precision", "batch", "seconds"} or {"net", "config",
+"error"}; a request {"probe": true} answers {"probeGflops"}: the bf16 matrix product's rate for
+0.15 s (it runs on AMX here), the cores' compute speed at that moment, to tell the host's fast and
+slow phases apart. The first request for a net and configuration builds it and runs three warm-up
+steps first.
 """
 import json
-import statistics
 import sys
 import time
 
 import torch
 from torch import nn
 
-serving = sys.argv[1] == "serve"
-args = sys.argv[2:] if serving else sys.argv[1:]
-threads = int(args[0])
-steps = 0 if serving else int(args[1])
-args = args[1:] if serving else args[2:]
-widths = [int(w) for w in args[0].split(",")]
-recipe = json.loads(args[1])
-only = set(args[2].split(",")) if len(args) > 2 else None
+threads = int(sys.argv[1])
+widths = [int(w) for w in sys.argv[2].split(",")]
+recipe = json.loads(sys.argv[3])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -176,48 +168,33 @@ def error_of(e):
     return str(e).split("\n")[0][:200]
 
 
-if serving:
-    nets = {net: [{"config": c, "precision": p} for c, p, _ in configs] for net, (_, configs) in NETS.items()}
-    print(json.dumps({"torch": torch.__version__, "threads": threads, "nets": nets}), flush=True)
-    built = {}  # (net, config) -> a warmed-up step, or the error its build raised
-    for line in sys.stdin:
-        reply = {}
-        try:
-            request = json.loads(line)
-            if request.get("probe"):
-                reply["probeGflops"] = probe_gflops()
-                print(json.dumps(reply), flush=True)
-                continue
-            net, config = request["net"], request["config"]
-            reply.update(net=net, config=config)
-            batch, configs = NETS[net]
-            precision, build = next((p, b) for c, p, b in configs if c == config)
-            reply.update(precision=precision, batch=batch)
-            if (net, config) not in built:
-                try:
-                    built[(net, config)] = warmed(build)
-                except Exception as e:  # a configuration this build of PyTorch cannot run
-                    built[(net, config)] = e
-            step = built[(net, config)]
-            if isinstance(step, Exception):
-                raise step
-            reply["seconds"] = step()
-        except (KeyError, StopIteration):
-            reply["error"] = "no such net and configuration here"
-        except Exception as e:  # any failure is an answer, never the end of the server
-            reply["error"] = error_of(e)
-        print(json.dumps(reply), flush=True)
-else:
-    result = {"torch": torch.__version__, "threads": threads, "rows": []}
-    for net, (batch, configs) in NETS.items():
-        if only is not None and net not in only:
+nets = {net: [{"config": c, "precision": p} for c, p, _ in configs] for net, (_, configs) in NETS.items()}
+print(json.dumps({"torch": torch.__version__, "threads": threads, "nets": nets}), flush=True)
+built = {}  # (net, config) -> a warmed-up step, or the error its build raised
+for line in sys.stdin:
+    reply = {}
+    try:
+        request = json.loads(line)
+        if request.get("probe"):
+            reply["probeGflops"] = probe_gflops()
+            print(json.dumps(reply), flush=True)
             continue
-        for config, precision, build in configs:
-            row = {"net": net, "config": config, "precision": precision, "batch": batch}
+        net, config = request["net"], request["config"]
+        reply.update(net=net, config=config)
+        batch, configs = NETS[net]
+        precision, build = next((p, b) for c, p, b in configs if c == config)
+        reply.update(precision=precision, batch=batch)
+        if (net, config) not in built:
             try:
-                step = warmed(build)
-                row["imagesPerSecond"] = batch / statistics.median(step() for _ in range(steps))
-            except RuntimeError as e:
-                row["error"] = error_of(e)
-            result["rows"].append(row)
-    print(json.dumps(result))
+                built[(net, config)] = warmed(build)
+            except Exception as e:  # a configuration this build of PyTorch cannot run
+                built[(net, config)] = e
+        step = built[(net, config)]
+        if isinstance(step, Exception):
+            raise step
+        reply["seconds"] = step()
+    except (KeyError, StopIteration):
+        reply["error"] = "no such net and configuration here"
+    except Exception as e:  # any failure is an answer, never the end of the server
+        reply["error"] = error_of(e)
+    print(json.dumps(reply), flush=True)
