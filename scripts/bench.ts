@@ -193,8 +193,8 @@ interface TorchServer {
   threads: number;
   nets: Record<string, { config: string; precision: Precision }[]>;
   step(net: string, config: string): Promise<{ seconds?: number; batch?: number; error?: string }>;
-  /** The cores' compute speed now: GFLOP/s of a short bf16 matrix-product loop, or undefined if it failed. */
-  probe(): Promise<number | undefined>;
+  /** The cores' compute speed now (GFLOP/s of a short bf16 matrix-product loop) and memory bandwidth (GB/s of a large copy), or undefined if it failed. */
+  probe(): Promise<Probe | undefined>;
   close(): void;
 }
 
@@ -255,7 +255,9 @@ async function startTorchServer(): Promise<TorchServer | undefined> {
       if (stopped) return undefined;
       child.stdin.write(`${JSON.stringify({ probe: true })}\n`);
       const reply = await next();
-      return typeof reply?.probeGflops === 'number' ? reply.probeGflops : undefined;
+      return typeof reply?.probeGflops === 'number' && typeof reply.probeCopyGBs === 'number'
+        ? { gflops: reply.probeGflops, copyGBs: reply.probeCopyGBs }
+        : undefined;
     },
     close: () => child.stdin.end(),
   };
@@ -315,7 +317,7 @@ for (const net of NETS) {
     seconds: [] as number[],
     error: undefined as string | undefined,
   }));
-  const probes: (number | undefined)[] = [];
+  const probes: (Probe | undefined)[] = [];
   for (let round = 0; round < options.rounds; round++) {
     probes.push(await torchServer?.probe());
     for (const o of ours) {
@@ -370,6 +372,10 @@ if (rows.some((r) => r.alternating))
   console.log(`* median of ${options.rounds} steps timed in turn with the other engine's, one step each per round`);
 for (const e of torchErrors) console.log(e);
 
+interface Probe {
+  gflops: number;
+  copyGBs: number;
+}
 interface PhaseRatios {
   rounds: number;
   ratioVsTorchBest: number; // a2's fastest vs PyTorch's fastest, any precision, over these rounds' medians
@@ -377,6 +383,7 @@ interface PhaseRatios {
 }
 interface PhaseSplit {
   probeGflops: number[]; // before each round
+  probeCopyGBs: number[]; // before each round
   threshold: number | null; // rounds at or above it are the fast phase; null: one phase (spread under 1.4x)
   fast: PhaseRatios | null;
   slow: PhaseRatios | null;
@@ -389,14 +396,15 @@ interface PhaseSplit {
  * round says which phase the round ran in; the ratios are then given for each phase apart.
  */
 function splitByPhase(
-  probes: (number | undefined)[],
+  probes: (Probe | undefined)[],
   ours: { precision: Precision; seconds: number[] }[],
   theirs: { precision: Precision; seconds: number[]; error?: string }[],
   batch: number,
 ): PhaseSplit | undefined {
   const measured = theirs.filter((t) => t.error === undefined);
   if (measured.length === 0 || probes.some((p) => p === undefined)) return undefined;
-  const probeGflops = probes as number[];
+  const probeGflops = probes.map((p) => p!.gflops);
+  const probeCopyGBs = probes.map((p) => p!.copyGBs);
   const [low, high] = [Math.min(...probeGflops), Math.max(...probeGflops)];
   const ratiosOver = (rounds: number[]): PhaseRatios | null => {
     if (rounds.length === 0) return null;
@@ -411,10 +419,11 @@ function splitByPhase(
     };
   };
   const all = probeGflops.map((_, i) => i);
-  if (high < 1.4 * low) return { probeGflops, threshold: null, fast: null, slow: ratiosOver(all) };
+  if (high < 1.4 * low) return { probeGflops, probeCopyGBs, threshold: null, fast: null, slow: ratiosOver(all) };
   const threshold = Math.sqrt(low * high);
   return {
     probeGflops,
+    probeCopyGBs,
     threshold,
     fast: ratiosOver(all.filter((i) => probeGflops[i] >= threshold)),
     slow: ratiosOver(all.filter((i) => probeGflops[i] < threshold)),
@@ -441,7 +450,8 @@ for (const [net, r] of Object.entries(perNet))
       `${net}: a2 (${defaultPrecision}) at ${r.ratioVsTorch.toFixed(3)}× PyTorch's best ${defaultPrecision}; fastest vs fastest ${r.ratioVsTorchBest?.toFixed(3)}×`,
     );
 for (const [net, p] of Object.entries(phases)) {
-  const spread = `${Math.min(...p.probeGflops).toFixed(0)}–${Math.max(...p.probeGflops).toFixed(0)} GFLOP/s`;
+  const range = (xs: number[], unit: string) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)} ${unit}`;
+  const spread = `${range(p.probeGflops, 'GFLOP/s')}, copy ${range(p.probeCopyGBs, 'GB/s')}`;
   const say = (name: string, r: PhaseRatios | null) =>
     r
       ? `${r.rounds} ${name ? `${name} ` : ''}round${r.rounds === 1 ? '' : 's'}: fastest vs fastest ${r.ratioVsTorchBest.toFixed(3)}×` +

@@ -11,9 +11,10 @@ usage: /usr/bin/python3 scripts/bench_torch.py THREADS Q5_WIDTHS RECIPE_JSON
 labelSmoothing, momentum, logitScale and bnScale, as experiments/cifar.ts has them.) Prints
 {"torch", "threads", "nets": {net: [{"config", "precision"}]}} once, then for each stdin line
 {"net", "config"} one line {"net", "config", "precision", "batch", "seconds"} or {"net", "config",
-"error"}; a request {"probe": true} answers {"probeGflops"}: the bf16 matrix product's rate for
-0.15 s (it runs on AMX here), the cores' compute speed at that moment, to tell the host's fast and
-slow phases apart. The first request for a net and configuration builds it and runs three warm-up
+"error"}; a request {"probe": true} answers {"probeGflops", "probeCopyGBs"}: the bf16 matrix
+product's rate for 0.15 s (it runs on AMX here), the cores' compute speed at that moment, to tell
+the host's fast and slow phases apart, and the memory bandwidth of a 64 MiB copy (bytes read and
+written) for 0.1 s. The first request for a net and configuration builds it and runs three warm-up
 steps first.
 """
 import json
@@ -164,6 +165,18 @@ def probe_gflops(seconds=0.15, n=1024):
     return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
 
 
+def probe_copy_gbs(seconds=0.1, mib=64):
+    """Copies of a 64 MiB tensor (far larger than the caches) for `seconds`: GB/s read + written."""
+    src = torch.ones(mib * 2**20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        dst.copy_(src)
+        count += 1
+    return 2 * mib * 2**20 * count / (time.perf_counter() - start) / 1e9
+
+
 def error_of(e):
     return str(e).split("\n")[0][:200]
 
@@ -176,7 +189,7 @@ for line in sys.stdin:
     try:
         request = json.loads(line)
         if request.get("probe"):
-            reply["probeGflops"] = probe_gflops()
+            reply.update(probeGflops=probe_gflops(), probeCopyGBs=probe_copy_gbs())
             print(json.dumps(reply), flush=True)
             continue
         net, config = request["net"], request["config"]
