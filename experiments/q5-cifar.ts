@@ -54,6 +54,21 @@ export function timeToAccuracy(
 }
 
 /**
+ * The epochs as time to accuracy reads them: the last one with the final weights' result over
+ * every test-time view, and that pass (not its one-view pass) as its evaluation, since a run
+ * stopping there would run only it.
+ */
+export function asTested(epochs: EpochRecord[], finalTest: FinalTest | undefined): EpochRecord[] {
+  if (!finalTest) return epochs;
+  const last = epochs[epochs.length - 1];
+  const training = last.seconds - last.evalSeconds;
+  return [
+    ...epochs.slice(0, -1),
+    { ...last, testAcc: finalTest.acc, testLoss: finalTest.loss, seconds: training + finalTest.seconds, evalSeconds: finalTest.seconds },
+  ];
+}
+
+/**
  * The least label-smoothed cross-entropy any prediction can reach: the entropy of the smoothed
  * target (1 − ε + ε/K on the true class, ε/K on each other one). The training loss cannot fall
  * below it, while the test loss (no smoothing) can approach 0.
@@ -97,7 +112,7 @@ export function curve(
   key: (typeof CURVES)[number][0],
   title: string,
   smoothing: number,
-  final?: FinalTest,
+  finalTest?: FinalTest,
 ): TopLevelSpec {
   const smoothed = key === 'trainLoss' && smoothing > 0;
   const axis = smoothed ? `training loss (label-smoothed ${smoothing})` : title;
@@ -106,14 +121,14 @@ export function curve(
   const series = tested ? 'each epoch, one view' : title;
   const last = epochs[epochs.length - 1];
   const finalPoint =
-    tested && final && last
-      ? [{ epoch: last.epoch, [title]: key === 'testAcc' ? final.acc : final.loss, curve: viewsLabel(final.views) }]
+    tested && finalTest && last
+      ? [{ epoch: last.epoch, [title]: key === 'testAcc' ? finalTest.acc : finalTest.loss, curve: viewsLabel(finalTest.views) }]
       : [];
   return lineChart({
     title: `Q5.1 ${title} vs epoch`,
     subtitle:
       curveNote(key, smoothing) ??
-      (tested && final ? `each epoch on one view of each image; the final weights also on ${final.views}` : undefined),
+      (tested && finalTest ? `each epoch on one view of each image; the final weights also on ${finalTest.views}` : undefined),
     x: 'epoch',
     y: title,
     yTitle: isAccuracy ? `${title} (% of images)` : `${axis} (cross-entropy, nats)`,
@@ -127,16 +142,16 @@ export function curve(
 }
 
 /** Test accuracy against cumulative wall-clock seconds (training and each epoch's evaluation). */
-export function accuracyVsSeconds(epochs: EpochRecord[], final?: FinalTest): TopLevelSpec {
+export function accuracyVsSeconds(epochs: EpochRecord[], finalTest?: FinalTest): TopLevelSpec {
   let elapsed = 0;
   const rows = epochs.map((e) => {
     elapsed += e.seconds;
     return { seconds: elapsed, 'testing accuracy': e.testAcc, curve: 'each epoch, one view' };
   });
-  if (final) rows.push({ seconds: elapsed + final.seconds, 'testing accuracy': final.acc, curve: viewsLabel(final.views) });
+  if (finalTest) rows.push({ seconds: elapsed + finalTest.seconds, 'testing accuracy': finalTest.acc, curve: viewsLabel(finalTest.views) });
   return lineChart({
     title: 'Q5.1 testing accuracy vs wall-clock time',
-    subtitle: 'one point per epoch; seconds include each epoch’s test pass (and the final one with every view)',
+    subtitle: `one point per epoch; seconds include each epoch’s test pass${finalTest ? ' (and the final one with every view)' : ''}`,
     x: 'seconds',
     y: 'testing accuracy',
     xTitle: 'wall-clock seconds since the start of training',
@@ -158,7 +173,7 @@ export interface Q5Facts {
   widths: number[];
   labelSmoothing: number;
   epochs: EpochRecord[]; // each tested on one view
-  final: FinalTest | undefined; // the final weights with the recipe's test-time views
+  finalTest: FinalTest | undefined; // the final weights with the recipe's test-time views
   forwardFlopsPerImage: number;
   trainingFlops: number;
   wallSeconds: number; // training, each epoch's test pass and the final one
@@ -177,21 +192,25 @@ function milestoneLine(m: Milestone, facts: Q5Facts, best: string): string {
 }
 
 /** Why 90% is hard, in this run's numbers: how late it is crossed and how far train runs ahead of test. */
-function whyNinetyIsHard(epochs: EpochRecord[], tested: FinalTest | undefined): string[] {
+function whyNinetyIsHard(epochs: EpochRecord[], finalTest: FinalTest | undefined): string[] {
   const crossed = epochs.find((e) => e.testAcc >= 0.9);
-  const final = epochs[epochs.length - 1];
+  const last = epochs[epochs.length - 1];
   const lastFive = epochs.slice(-5);
   const half = epochs[Math.max(0, Math.ceil(epochs.length / 2) - 1)];
-  const gap = final.trainAcc - final.testAcc;
-  const withViews = tested
-    ? `; with ${tested.views} test-time views the final weights ${tested.acc >= 0.9 ? 'reached it' : 'did not either'} (${pct(tested.acc, 2)})`
-    : '';
+  const gap = last.trainAcc - last.testAcc;
+  // What the final weights did with every view, after what one view did.
+  const withViews = (oneViewReached: boolean) => {
+    if (!finalTest) return '';
+    const reached = finalTest.acc >= 0.9;
+    const verdict = oneViewReached ? (reached ? 'reached it too' : 'fell below it') : reached ? 'reached it' : 'did not either';
+    return `; with ${finalTest.views} test-time views the final weights ${verdict} (${pct(finalTest.acc, 2)})`;
+  };
   const lines = [
     crossed
-      ? `- One-view test accuracy first reached 90% at epoch ${crossed.epoch} of ${epochs.length}.`
-      : `- One-view test accuracy never reached 90% in ${epochs.length} epochs (best ${pct(Math.max(...epochs.map((e) => e.testAcc)), 2)})${withViews}.`,
-    `- Over the last ${lastFive.length} epochs one-view test accuracy changed by ${points(final.testAcc - lastFive[0].testAcc)}, ` +
-      `the learning rate going from ${lastFive[0].lr.toExponential(1)} to ${final.lr.toExponential(1)}.`,
+      ? `- One-view test accuracy first reached 90% at epoch ${crossed.epoch} of ${epochs.length}${withViews(true)}.`
+      : `- One-view test accuracy never reached 90% in ${epochs.length} epochs (best ${pct(Math.max(...epochs.map((e) => e.testAcc)), 2)})${withViews(false)}.`,
+    `- Over the last ${lastFive.length} epochs one-view test accuracy changed by ${points(last.testAcc - lastFive[0].testAcc)}, ` +
+      `the learning rate going from ${lastFive[0].lr.toExponential(1)} to ${last.lr.toExponential(1)}.`,
   ];
   // Training accuracy is measured on augmented images while the weights move, so it understates
   // how well the final weights fit the training set: a positive gap is a lower bound.
@@ -205,30 +224,30 @@ function whyNinetyIsHard(epochs: EpochRecord[], tested: FinalTest | undefined): 
       `- Training accuracy (on augmented images, while the weights move) ended ${points(gap)} from one-view test accuracy: ` +
         'the net fits its (augmented) training images little better than unseen ones, which points at capacity or epochs rather than generalisation as the limit.',
     );
-  if (half !== final)
+  if (half !== last)
     lines.push(
       `- The first ${epochCount(half.epoch)} reached ${pct(half.testAcc, 2)} one-view test accuracy; ` +
-        `the remaining ${epochCount(final.epoch - half.epoch)} changed it by ${points(final.testAcc - half.testAcc)}.`,
+        `the remaining ${epochCount(last.epoch - half.epoch)} changed it by ${points(last.testAcc - half.testAcc)}.`,
     );
   return lines;
 }
 
 /** observations.md: every sentence from the run's numbers, each claim only where they show it. */
 export function observations(facts: Q5Facts): string {
-  const { epochs, final: tested } = facts;
-  const final = epochs[epochs.length - 1];
+  const { epochs, finalTest } = facts;
+  const last = epochs[epochs.length - 1];
   const best = Math.max(...epochs.map((e) => e.testAcc));
-  const result = tested?.acc ?? final.testAcc;
+  const result = finalTest?.acc ?? last.testAcc;
   const floor = smoothedLossFloor(facts.labelSmoothing);
   const lossNote =
     facts.labelSmoothing > 0
       ? `- The training loss is label-smoothed (ε = ${facts.labelSmoothing}), so it cannot fall below ${floor.toFixed(3)}; ` +
-        `the testing loss has no smoothing. Final training loss ${final.trainLoss.toFixed(3)}, one-view testing loss ${final.testLoss.toFixed(3)}` +
-        (final.trainLoss > final.testLoss && final.trainLoss - floor < final.testLoss
-          ? `: the training loss is the higher of the two, but only ${(final.trainLoss - floor).toFixed(3)} above its floor, ` +
+        `the testing loss has no smoothing. Final training loss ${last.trainLoss.toFixed(3)}, one-view testing loss ${last.testLoss.toFixed(3)}` +
+        (last.trainLoss > last.testLoss && last.trainLoss - floor < last.testLoss
+          ? `: the training loss is the higher of the two, but only ${(last.trainLoss - floor).toFixed(3)} above its floor, ` +
             'less than the testing loss: the smoothing, not a worse fit, puts it higher.'
           : '.')
-      : `- Final training loss ${final.trainLoss.toFixed(3)}, one-view testing loss ${final.testLoss.toFixed(3)} (no label smoothing).`;
+      : `- Final training loss ${last.trainLoss.toFixed(3)}, one-view testing loss ${last.testLoss.toFixed(3)} (no label smoothing).`;
   return `${[
     '# Question 5.1: observations',
     '',
@@ -237,12 +256,12 @@ export function observations(facts: Q5Facts): string {
     '',
     `- ${facts.trainImages} training images, ${epochs.length} epochs, batch ${facts.batchSize}, widths ${facts.widths.join('/')}: ` +
       `final test accuracy ${pct(result, 2)}` +
-      (tested ? ` with ${tested.views} test-time views (one view ${pct(final.testAcc, 2)})` : '') +
-      `, best epoch on one view ${pct(best, 2)}, training accuracy ${pct(final.trainAcc, 2)}.`,
-    ...(tested
+      (finalTest ? ` with ${finalTest.views} test-time views (one view ${pct(last.testAcc, 2)})` : '') +
+      `, best epoch on one view ${pct(best, 2)}, training accuracy ${pct(last.trainAcc, 2)}.`,
+    ...(finalTest
       ? [
-          `- The ${tested.views} views changed the final weights' test accuracy by ${points(tested.acc - final.testAcc)} over one view, ` +
-            `for ${tested.seconds.toFixed(1)} s of testing; each epoch's one-view test pass took ${(epochs.reduce((s, e) => s + e.evalSeconds, 0) / epochs.length).toFixed(1)} s on average.`,
+          `- The ${finalTest.views} views changed the final weights' test accuracy by ${points(finalTest.acc - last.testAcc)} over one view, ` +
+            `for ${finalTest.seconds.toFixed(1)} s of testing; each epoch's one-view test pass took ${(epochs.reduce((s, e) => s + e.evalSeconds, 0) / epochs.length).toFixed(1)} s on average.`,
         ]
       : []),
     `- ${result >= 0.9 ? 'At or above' : 'Below'} the 90% target. ` +
@@ -256,19 +275,21 @@ export function observations(facts: Q5Facts): string {
     `Training FLOPs: ${facts.trainingFlops.toExponential(2)} ` +
       `(3 × ${(facts.forwardFlopsPerImage / 1e9).toPrecision(3)} GFLOP forward per image, convolutions and the linear head, ` +
       `× ${facts.trainImages} images × ${epochs.length} epochs).`,
-    ...(tested ? ['', `Epochs before the last count with their one-view accuracy, the last with its ${tested.views} views.`] : []),
+    ...(finalTest ? ['', `Epochs before the last count with their one-view accuracy, the last with its ${finalTest.views} views.`] : []),
     '',
     ...facts.milestones.map((m) =>
       milestoneLine(
         m,
         facts,
-        tested ? `final ${pct(tested.acc, 2)} with ${tested.views} views, best epoch on one view ${pct(best, 2)}` : `best ${pct(best, 2)}`,
+        finalTest
+          ? `final ${pct(finalTest.acc, 2)} with ${finalTest.views} views, best epoch on one view ${pct(best, 2)}`
+          : `best ${pct(best, 2)}`,
       ),
     ),
     '',
     '## Why 90% is hard',
     '',
-    ...whyNinetyIsHard(epochs, tested),
+    ...whyNinetyIsHard(epochs, finalTest),
   ].join('\n')}\n`;
 }
 
@@ -292,37 +313,30 @@ async function run(config: Config, ctx: RunContext) {
     label: 'q5',
     checkpointDir: ctx.path('checkpoints'),
   });
-  const views = (config.flipTta ? 2 : 1) * (config.translateTta ? 3 : 1); // cifar.ts's ttaViews
-  const testStarted = performance.now();
-  const final: FinalTest | undefined = views > 1 ? { views, ...evaluate(model, testSplit, config), seconds: 0 } : undefined;
-  if (final) {
-    final.seconds = (performance.now() - testStarted) / 1000;
+  const views = (config.flipTta ? 2 : 1) * (config.translateTta ? 3 : 1); // as cifar.ts's ttaViews lays them out
+  let finalTest: FinalTest | undefined;
+  if (views > 1) {
+    const testStarted = performance.now();
+    const { loss, acc } = evaluate(model, testSplit, config);
+    finalTest = { views, loss, acc, seconds: (performance.now() - testStarted) / 1000 };
     ctx.log(
-      `q5: final weights with ${views} test-time views: loss ${final.loss.toFixed(3)} acc ${pct(final.acc, 2)} (${final.seconds.toFixed(1)} s)`,
+      `q5: final weights with ${views} test-time views: loss ${loss.toFixed(3)} acc ${pct(acc, 2)} (${finalTest.seconds.toFixed(1)} s)`,
     );
   }
   const forwardFlopsPerImage = forwardFlops(model);
   model.dispose();
-  // The run's result at its last epoch is the one with every view, and its time counts.
-  const asTested = final
-    ? epochs.map((e, i) =>
-        i < epochs.length - 1
-          ? e
-          : { ...e, testAcc: final.acc, seconds: e.seconds + final.seconds, evalSeconds: e.evalSeconds + final.seconds },
-      )
-    : epochs;
-  const wallSeconds = asTested.reduce((s, e) => s + e.seconds, 0);
+  const wallSeconds = epochs.reduce((s, e) => s + e.seconds, 0) + (finalTest?.seconds ?? 0);
   // Forward, and backward to inputs and weights: about 3× the forward work for every image seen.
   const flopsPerEpoch = 3 * forwardFlopsPerImage * trainSplit.count;
   const trainingFlops = flopsPerEpoch * epochs.length;
-  const milestones = timeToAccuracy(asTested, flopsPerEpoch);
+  const milestones = timeToAccuracy(asTested(epochs, finalTest), flopsPerEpoch);
 
   const panels = [];
   for (const [key, title] of CURVES) {
     const name = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    panels.push({ image: await ctx.writeFigure(name, curve(epochs, key, title, config.labelSmoothing, final)) });
+    panels.push({ image: await ctx.writeFigure(name, curve(epochs, key, title, config.labelSmoothing, finalTest)) });
   }
-  await ctx.writeFigure('test-acc-vs-seconds', accuracyVsSeconds(epochs, final));
+  await ctx.writeFigure('test-acc-vs-seconds', accuracyVsSeconds(epochs, finalTest));
   ctx.writeBytes(
     'curves.png',
     await panelGrid([panels.slice(0, 2), panels.slice(2)], {
@@ -343,7 +357,7 @@ async function run(config: Config, ctx: RunContext) {
       widths: config.widths,
       labelSmoothing: config.labelSmoothing,
       epochs,
-      final,
+      finalTest,
       forwardFlopsPerImage,
       trainingFlops,
       wallSeconds,
@@ -357,10 +371,10 @@ async function run(config: Config, ctx: RunContext) {
     testImages: testSplit.count,
     epochs, // each tested on one view
     testViews: views,
-    finalTestAcc: final?.acc ?? last.testAcc, // the final weights with every test-time view
-    finalTestLoss: final?.loss ?? last.testLoss,
+    finalTestAcc: finalTest?.acc ?? last.testAcc, // the final weights with every test-time view
+    finalTestLoss: finalTest?.loss ?? last.testLoss,
     finalOneViewTestAcc: last.testAcc,
-    finalTestSeconds: final?.seconds ?? 0, // the pass with every view, after the last epoch
+    finalTestSeconds: finalTest?.seconds ?? 0, // the pass with every view, after the last epoch
     bestOneViewTestAcc: Math.max(...epochs.map((e) => e.testAcc)),
     wallSeconds,
     forwardFlopsPerImage,
@@ -416,7 +430,9 @@ export const experiment: Experiment<Config, Metrics> = {
         (m.testViews > 1 ? ` with ${m.testViews} test-time views (one view ${pct(m.finalOneViewTestAcc, 2)})` : '') +
         `, best epoch on one view ${pct(m.bestOneViewTestAcc, 2)}, ${m.epochs.length} epochs on ` +
         `${m.trainImages} training images, wall time ${m.wallSeconds.toFixed(0)} s, ${m.trainingFlops.toExponential(2)} training FLOPs.` +
-        (reached ? `\n- time to accuracy: ${reached}.` : '')
+        (reached
+          ? `\n- time to accuracy: ${reached}${m.testViews > 1 ? ` (epochs before the last tested on one view, the last with ${m.testViews})` : ''}.`
+          : '')
       );
     },
   },

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string>
 #include <cmath>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -527,8 +528,10 @@ struct CachedPool {
   // pages each call cost the kernel's page faults).
   std::unique_ptr<memory> workspace, pooled;
   // 2×2 windows that tile the image (stride 2, no padding: every pool of a2's nets) take a2's own
-  // loops below, not oneDNN's: their argmax is a byte per output, rerunIndex its scratch.
+  // loops below, not oneDNN's (none of whose primitives are built for them): their argmax is a
+  // byte per output; the gradient's rerun writes rerunPooled and rerunIndex.
   bool tiled = false;
+  std::vector<float> rerunPooled;
   std::vector<uint8_t> rerunIndex;
   size_t workspaceBytes() const { return tiled ? rerunIndex.size() : fwd.workspace_desc().get_size(); }
 };
@@ -548,6 +551,13 @@ CachedPool& getPool(const Napi::Object& g) {
   entry->x = x, entry->y = y, entry->kernel = k, entry->strides = st, entry->pads = p;
   entry->src = memory::desc({x[0], x[3], x[1], x[2]}, dt::f32, tag::nhwc);
   entry->dst = memory::desc({y[0], y[3], y[1], y[2]}, dt::f32, tag::nhwc);
+  entry->tiled = k == memory::dims{2, 2} && st == k && p == memory::dims{0, 0, 0, 0} && y[0] == x[0] && y[1] == x[1] / 2 &&
+                 y[2] == x[2] / 2 && y[3] == x[3];
+  if (entry->tiled) {
+    entry->rerunPooled.resize(static_cast<size_t>(y[0] * y[1] * y[2] * y[3]));
+    entry->rerunIndex.resize(entry->rerunPooled.size());
+    return remember(poolCache, key.str(), std::move(entry));
+  }
   memory::dims padL = {p[0], p[1]}, padR = {p[2], p[3]};
   entry->inference = pooling_forward(pooling_forward::primitive_desc(
       pooling_forward::desc(prop_kind::forward_inference, algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng));
@@ -556,11 +566,7 @@ CachedPool& getPool(const Napi::Object& g) {
   entry->forward = pooling_forward(entry->fwd);
   auto bwd = pooling_backward::primitive_desc(pooling_backward::desc(algorithm::pooling_max, entry->src, entry->dst, st, k, padL, padR), eng, entry->fwd);
   entry->backward = pooling_backward(bwd);
-  entry->tiled = k == memory::dims{2, 2} && st == k && p == memory::dims{0, 0, 0, 0} && y[1] == x[1] / 2 && y[2] == x[2] / 2;
-  if (entry->tiled)
-    entry->rerunIndex.resize(static_cast<size_t>(y[0] * y[1] * y[2] * y[3]));
-  else
-    entry->workspace = std::make_unique<memory>(entry->fwd.workspace_desc(), eng);
+  entry->workspace = std::make_unique<memory>(entry->fwd.workspace_desc(), eng);
   entry->pooled = std::make_unique<memory>(entry->dst, eng);
   return remember(poolCache, key.str(), std::move(entry));
 }
@@ -571,7 +577,6 @@ CachedPool& getPool(const Napi::Object& g) {
 // only NaN and −∞ gives −∞ and no argmax (kNoArgmax: its gradient goes nowhere, as there).
 // Written so that the compiler vectorises the channel loops (restrict, selects, no branches).
 constexpr uint8_t kNoArgmax = 255;
-typedef uint32_t __attribute__((may_alias)) FloatBits;
 
 template <bool kArgmax>
 void maxOfFour(const float* __restrict a, const float* __restrict b, const float* __restrict c, const float* __restrict d,
@@ -604,8 +609,9 @@ void tiledMaxPool(const CachedPool& pool, const float* x, float* y, uint8_t* arg
   }
 }
 
-// Each input pixel is in at most one window, so each dx is written once: dy's bits where it was
-// the window's maximum, +0 elsewhere (and in the row and column no window covers).
+// Each input pixel is in at most one window, so each dx is written once, as tfjs's cpu backend
+// computes it: 0 + dy·(1 where the pixel was the window's maximum, else 0), so −0 gives +0 and a
+// NaN or infinite dy spreads NaN over its window; +0 in the row and column no window covers.
 void tiledMaxPoolGrad(const CachedPool& pool, const float* dy, const uint8_t* argmax, float* dx) {
   const memory::dims &xs = pool.x, &ys = pool.y;
   const int64_t channels = xs[3], rows = xs[0] * xs[1];
@@ -619,30 +625,34 @@ void tiledMaxPoolGrad(const CachedPool& pool, const float* dy, const uint8_t* ar
     }
     for (int64_t iw = 0; iw < xs[2]; iw++) {
       const int64_t ow = iw / 2;
-      FloatBits* __restrict o = reinterpret_cast<FloatBits*>(out + iw * channels);
+      float* __restrict o = out + iw * channels;
       if (ow >= ys[2]) {
-        std::fill(o, o + channels, 0u);
+        std::fill(o, o + channels, 0.0f);
         continue;
       }
       const int64_t at = ((n * ys[1] + oh) * ys[2] + ow) * channels;
-      const FloatBits* __restrict g = reinterpret_cast<const FloatBits*>(dy + at);
+      const float* __restrict g = dy + at;
       const uint8_t* __restrict arg = argmax + at;
       const uint8_t position = static_cast<uint8_t>((ih % 2) * 2 + iw % 2);
-      for (int64_t c = 0; c < channels; c++) o[c] = g[c] & (0u - static_cast<uint32_t>(arg[c] == position));
+      for (int64_t c = 0; c < channels; c++) {
+        // The 0/1 factor made from bits, not a branch or a bool-to-float conversion, so that the loop vectorises.
+        const uint32_t bits = (0u - static_cast<uint32_t>(arg[c] == position)) & 0x3f800000u;  // 1.0f or +0
+        float factor;
+        std::memcpy(&factor, &bits, sizeof factor);
+        o[c] = 0.0f + g[c] * factor;
+      }
     }
   }
 }
 
-// A max-pool's workspace (argmax positions) lent by the caller: a Uint8Array of the primitive's size, or absent.
-std::unique_ptr<memory> lentWorkspace(const Napi::CallbackInfo& info, size_t at, const CachedPool& c, const char* what) {
+// A max-pool's workspace (argmax positions) lent by the caller: a Uint8Array of workspaceBytes(), or absent (null).
+uint8_t* lentWorkspace(const Napi::CallbackInfo& info, size_t at, const CachedPool& c, const char* what) {
   if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return nullptr;
   Napi::Uint8Array a = typedOf<Napi::Uint8Array>(info[at], napi_uint8_array, "Uint8Array", what);
   size_t bytes = c.workspaceBytes();
   if (a.ByteLength() != bytes)
     throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(bytes) + " bytes, found " + std::to_string(a.ByteLength()));
-  // The tiled loops read the bytes themselves; the memory object only carries the pointer.
-  return std::make_unique<memory>(c.tiled ? memory::desc({static_cast<memory::dim>(bytes)}, dt::u8, tag::a) : c.fwd.workspace_desc(),
-                                  cpuEngine(), a.Data());
+  return a.Data();
 }
 
 // maxPoolWorkspaceBytes(geometry): the bytes of the workspace maxPool and maxPoolGrad may be lent.
@@ -683,8 +693,8 @@ void mendEmptyWindows(const CachedPool& pool, const float* x, float* y) {
 }
 
 // maxPool(geometry, x, y[, workspace]): writes y, each window's largest value (on both cores; NaN
-// and −∞ as tfjs's cpu backend treats them, see mendEmptyWindows), and into the workspace, if
-// lent, where each maximum was, for maxPoolGrad.
+// and −∞ as tfjs's cpu backend treats them: see tiledMaxPool and mendEmptyWindows), and into the
+// workspace, if lent, where each maximum was, for maxPoolGrad.
 Napi::Value MaxPool(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
@@ -692,17 +702,17 @@ Napi::Value MaxPool(const Napi::CallbackInfo& info) {
     auto& strm = cpuStream();
     float* xData = dataOf(info[1], c.src.dims(), "maxPool x");
     float* yData = dataOf(info[2], c.dst.dims(), "maxPool y");
-    memory x(c.src, eng, xData), y(c.dst, eng, yData);
-    auto workspace = lentWorkspace(info, 3, c, "maxPool workspace");
+    uint8_t* workspace = lentWorkspace(info, 3, c, "maxPool workspace");
     if (c.tiled) {
       if (workspace)
-        tiledMaxPool<true>(c, xData, yData, static_cast<uint8_t*>(workspace->get_data_handle()));
+        tiledMaxPool<true>(c, xData, yData, workspace);
       else
         tiledMaxPool<false>(c, xData, yData, nullptr);
       return env.Undefined();
     }
+    memory x(c.src, eng, xData), y(c.dst, eng, yData);
     if (workspace)
-      c.forward.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, *workspace}});
+      c.forward.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}, {DNNL_ARG_WORKSPACE, memory(c.fwd.workspace_desc(), eng, workspace)}});
     else
       c.inference.execute(strm, {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
     strm.wait();
@@ -718,11 +728,10 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
     CachedPool& c = getPool(info[0].As<Napi::Object>());
     auto& eng = cpuEngine();
     auto& strm = cpuStream();
-    auto workspace = lentWorkspace(info, 4, c, "maxPoolGrad workspace");
+    uint8_t* workspace = lentWorkspace(info, 4, c, "maxPoolGrad workspace");
     if (c.tiled) {
-      uint8_t* argmax = workspace ? static_cast<uint8_t*>(workspace->get_data_handle()) : c.rerunIndex.data();
-      if (!workspace)
-        tiledMaxPool<true>(c, dataOf(info[1], c.src.dims(), "maxPoolGrad x"), static_cast<float*>(c.pooled->get_data_handle()), argmax);
+      uint8_t* argmax = workspace ? workspace : c.rerunIndex.data();
+      if (!workspace) tiledMaxPool<true>(c, dataOf(info[1], c.src.dims(), "maxPoolGrad x"), c.rerunPooled.data(), argmax);
       tiledMaxPoolGrad(c, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"), argmax, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"));
       return env.Undefined();
     }
@@ -732,7 +741,7 @@ Napi::Value MaxPoolGrad(const Napi::CallbackInfo& info) {
                                {DNNL_ARG_WORKSPACE, *c.workspace}});
     c.backward.execute(strm, {{DNNL_ARG_DIFF_DST, memory(c.dst, eng, dataOf(info[2], c.dst.dims(), "maxPoolGrad dy"))},
                               {DNNL_ARG_DIFF_SRC, memory(c.src, eng, dataOf(info[3], c.src.dims(), "maxPoolGrad dx"))},
-                              {DNNL_ARG_WORKSPACE, workspace ? *workspace : *c.workspace}});
+                              {DNNL_ARG_WORKSPACE, workspace ? memory(c.fwd.workspace_desc(), eng, workspace) : *c.workspace}});
     strm.wait();
     return env.Undefined();
   });

@@ -23,6 +23,7 @@ import { makeConvAutoencoder } from '../experiments/q2-conv-ae.js';
 import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
 import { RECIPE, makeCifarNet } from '../experiments/cifar.js';
 import { writeJsonAtomic } from '../src/run/index.js';
+import { type PhaseRatios, type PhaseSplit, type Probe, median, splitByPhase } from './bench-phases.js';
 import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
 import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '../src/tensor/index.js';
 
@@ -37,7 +38,7 @@ const options = new Command('bench')
   .option('--threads <n>', 'PyTorch threads', (v) => Number(v), 2)
   .option('--profile', "print a kernel-by-kernel profile of one training step and one evaluation pass of the q5 recipe's net")
   .option('--cpu', 'also time the plain-JS cpu backend (FC net only; its convolutions take minutes)')
-  .option('--no-epoch', 'skip timing one whole q5 epoch on the real CIFAR-10 (about 3 minutes)')
+  .option('--no-epoch', 'skip timing one whole q5 epoch on the real CIFAR-10 (about 2 minutes)')
   .option('--out <dir>', 'outputs folder', 'outputs')
   .parse()
   .opts<{ steps: number; rounds: number; threads: number; profile?: boolean; cpu?: boolean; epoch: boolean; out: string }>();
@@ -146,8 +147,6 @@ function stepperFor(net: Net): Stepper {
   return stepper;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
   const stepper = stepperFor(net);
   const seconds = median(Array.from({ length: steps }, () => stepper.step()));
@@ -193,8 +192,8 @@ interface TorchServer {
   threads: number;
   nets: Record<string, { config: string; precision: Precision }[]>;
   step(net: string, config: string): Promise<{ seconds?: number; batch?: number; error?: string }>;
-  /** The cores' compute speed now (GFLOP/s of a short bf16 matrix-product loop) and memory bandwidth (GB/s of a large copy), or undefined if it failed. */
-  probe(): Promise<Probe | undefined>;
+  /** The cores' compute speed and memory bandwidth now, or why the probe failed. */
+  probe(): Promise<Probe | { error: string }>;
   close(): void;
 }
 
@@ -252,12 +251,13 @@ async function startTorchServer(): Promise<TorchServer | undefined> {
       return reply;
     },
     probe: async () => {
-      if (stopped) return undefined;
+      if (stopped) return { error: why() };
       child.stdin.write(`${JSON.stringify({ probe: true })}\n`);
       const reply = await next();
-      return typeof reply?.probeGflops === 'number' && typeof reply.probeCopyGBs === 'number'
+      if (reply === undefined) return { error: why() };
+      return typeof reply.probeGflops === 'number' && typeof reply.probeCopyGBs === 'number'
         ? { gflops: reply.probeGflops, copyGBs: reply.probeCopyGBs }
-        : undefined;
+        : { error: String(reply.error ?? 'the probe gave no numbers') };
     },
     close: () => child.stdin.end(),
   };
@@ -317,9 +317,21 @@ for (const net of NETS) {
     seconds: [] as number[],
     error: undefined as string | undefined,
   }));
-  const probes: (Probe | undefined)[] = [];
+  // PyTorch builds and warms each configuration up on its first request: done here, before the
+  // timed rounds, so that round 0 is timed as tightly as the others.
+  for (const t of theirs) {
+    const reply = await torchServer!.step(net.name, t.config);
+    if (reply.seconds === undefined) t.error = reply.error ?? 'no reply';
+  }
+  const probes: { before: Probe; after: Probe }[] = [];
+  let probeError: string | undefined;
+  const probe = async () => {
+    const p = torchServer ? await torchServer.probe() : { error: 'no PyTorch' };
+    if ('error' in p) probeError ??= p.error;
+    return 'error' in p ? undefined : p;
+  };
   for (let round = 0; round < options.rounds; round++) {
-    probes.push(await torchServer?.probe());
+    const before = await probe();
     for (const o of ours) {
       await initBackend('auto', { precision: o.precision });
       o.seconds.push(o.stepper.step());
@@ -330,9 +342,16 @@ for (const net of NETS) {
       else if (reply.batch !== net.batch) t.error = `PyTorch timed batch ${reply.batch}, a2 ${net.batch}`;
       else t.seconds.push(reply.seconds);
     }
+    const after = await probe();
+    if (before && after) probes.push({ before, after });
   }
-  const split = splitByPhase(probes, ours, theirs, net.batch);
-  if (split) phases[net.name] = split;
+  const ran = theirs.filter((t) => t.error === undefined);
+  if (torchServer && ran.length > 0 && probeError !== undefined)
+    console.log(`${net.name}: no phase split (the probe failed: ${probeError})`);
+  else {
+    const split = splitByPhase(probes, ours, ran, net.batch);
+    if (split) phases[net.name] = split;
+  }
   for (const o of ours) {
     const seconds = median(o.seconds);
     rows.push({
@@ -372,64 +391,6 @@ if (rows.some((r) => r.alternating))
   console.log(`* median of ${options.rounds} steps timed in turn with the other engine's, one step each per round`);
 for (const e of torchErrors) console.log(e);
 
-interface Probe {
-  gflops: number;
-  copyGBs: number;
-}
-interface PhaseRatios {
-  rounds: number;
-  ratioVsTorchBest: number; // a2's fastest vs PyTorch's fastest, any precision, over these rounds' medians
-  fp32RatioVsTorch: number | null; // a2 fp32 vs PyTorch's fastest fp32
-}
-interface PhaseSplit {
-  probeGflops: number[]; // before each round
-  probeCopyGBs: number[]; // before each round
-  threshold: number | null; // rounds at or above it are the fast phase; null: one phase (spread under 1.4x)
-  fast: PhaseRatios | null;
-  slow: PhaseRatios | null;
-}
-
-/**
- * The shared host's cores run at one speed or about twice it, for seconds at a time, while memory
- * bandwidth stays (a bf16 matrix product measured 450-970 GFLOP/s while a copy held ~20 GB/s): an
- * engine bound by arithmetic gains, one bound by memory traffic does not. The probe before each
- * round says which phase the round ran in; the ratios are then given for each phase apart.
- */
-function splitByPhase(
-  probes: (Probe | undefined)[],
-  ours: { precision: Precision; seconds: number[] }[],
-  theirs: { precision: Precision; seconds: number[]; error?: string }[],
-  batch: number,
-): PhaseSplit | undefined {
-  const measured = theirs.filter((t) => t.error === undefined);
-  if (measured.length === 0 || probes.some((p) => p === undefined)) return undefined;
-  const probeGflops = probes.map((p) => p!.gflops);
-  const probeCopyGBs = probes.map((p) => p!.copyGBs);
-  const [low, high] = [Math.min(...probeGflops), Math.max(...probeGflops)];
-  const ratiosOver = (rounds: number[]): PhaseRatios | null => {
-    if (rounds.length === 0) return null;
-    const rate = (seconds: number[]) => batch / median(rounds.map((i) => seconds[i]));
-    const best = (rs: { precision: Precision; seconds: number[] }[], precision?: Precision) =>
-      Math.max(...rs.filter((r) => !precision || r.precision === precision).map((r) => rate(r.seconds)));
-    const torchFp32 = best(measured, 'fp32');
-    return {
-      rounds: rounds.length,
-      ratioVsTorchBest: best(ours) / best(measured),
-      fp32RatioVsTorch: ours.some((o) => o.precision === 'fp32') && Number.isFinite(torchFp32) ? best(ours, 'fp32') / torchFp32 : null,
-    };
-  };
-  const all = probeGflops.map((_, i) => i);
-  if (high < 1.4 * low) return { probeGflops, probeCopyGBs, threshold: null, fast: null, slow: ratiosOver(all) };
-  const threshold = Math.sqrt(low * high);
-  return {
-    probeGflops,
-    probeCopyGBs,
-    threshold,
-    fast: ratiosOver(all.filter((i) => probeGflops[i] >= threshold)),
-    slow: ratiosOver(all.filter((i) => probeGflops[i] < threshold)),
-  };
-}
-
 /** a2 against PyTorch on one net: its default precision vs PyTorch's best of that precision, and fastest vs fastest. */
 function ratios(net: string): { ratioVsTorch: number | null; ratioVsTorchBest: number | null } {
   const fastest = (rs: Row[]) => rs.reduce<Row | undefined>((b, r) => (b && b.imagesPerSecond >= r.imagesPerSecond ? b : r), undefined);
@@ -451,7 +412,9 @@ for (const [net, r] of Object.entries(perNet))
     );
 for (const [net, p] of Object.entries(phases)) {
   const range = (xs: number[], unit: string) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)} ${unit}`;
-  const spread = `${range(p.probeGflops, 'GFLOP/s')}, copy ${range(p.probeCopyGBs, 'GB/s')}`;
+  const all = p.probes.flatMap((r) => [r.before, r.after]);
+  const [gflops, copyGBs] = [all.map((q) => q.gflops), all.map((q) => q.copyGBs)];
+  const spread = `${range(gflops, 'GFLOP/s')}, copy ${range(copyGBs, 'GB/s')}`;
   const say = (name: string, r: PhaseRatios | null) =>
     r
       ? `${r.rounds} ${name ? `${name} ` : ''}round${r.rounds === 1 ? '' : 's'}: fastest vs fastest ${r.ratioVsTorchBest.toFixed(3)}×` +
@@ -459,8 +422,9 @@ for (const [net, p] of Object.entries(phases)) {
       : `no ${name} rounds`;
   console.log(
     p.threshold === null
-      ? `${net}, the cores' speed before each round ${spread} (one phase): ${say('', p.slow)}`
-      : `${net} by the cores' speed before each round (${spread}, fast from ${p.threshold.toFixed(0)}): ${say('slow', p.slow)}; ${say('fast', p.fast)}`,
+      ? `${net}, the cores probed before and after each round at ${spread} (one phase): ${say('', p.slow)}`
+      : `${net} by the cores' speed before and after each round (${spread}; fast from ${p.threshold.toFixed(0)} GFLOP/s on both sides): ` +
+          `${say('slow', p.slow)}; ${say('fast', p.fast)}; ${p.unclassified} round${p.unclassified === 1 ? '' : 's'} changed phase`,
   );
 }
 
@@ -491,7 +455,9 @@ if (options.profile) await profileQ5();
  * final test with every test-time view comes once per run, after the last epoch, and is shown apart.
  */
 function wholeEpoch(precision: Precision) {
-  const before = timeSteps({ ...RECIPE_NET, batch: RECIPE.batchSize }, options.steps).imagesPerSecond;
+  // The recipe's own net at its batch (the q5 row above keeps the previous recipe's, to compare
+  // across sessions), timed before and after the epoch: the cores' speed drifts over a minute.
+  const before = timeSteps(RECIPE_NET, options.steps).imagesPerSecond;
   const out = mkdtempSync(path.join(tmpdir(), 'a2-bench-epoch-'));
   const run = spawnSync(
     process.execPath,
@@ -514,9 +480,8 @@ function wholeEpoch(precision: Precision) {
   };
   rmSync(out, { recursive: true, force: true });
   const batch = manifest.config.batchSize;
-  // The recipe's own net (the q5 row above keeps the previous recipe's, to compare across sessions),
-  // timed before and after the epoch: the cores' speed drifts over a minute.
-  const step = (before + timeSteps({ ...RECIPE_NET, batch }, options.steps).imagesPerSecond) / 2;
+  if (batch !== RECIPE_NET.batch) throw new Error(`bench: the epoch ran at batch ${batch}, the pure step at ${RECIPE_NET.batch}`);
+  const step = (before + timeSteps(RECIPE_NET, options.steps).imagesPerSecond) / 2;
   const { seconds, evalSeconds } = metrics.epochs[0];
   const { testViews, finalTestSeconds } = metrics;
   const epochImagesPerSecond = metrics.trainImages / seconds;
@@ -525,7 +490,9 @@ function wholeEpoch(precision: Precision) {
   const pct = (a: number) => `${((100 * a) / step).toFixed(0)}%`;
   console.log(
     `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s, ${pct(epochImagesPerSecond)} of the pure step's ${step.toFixed(0)}; of it, training ${(seconds - evalSeconds).toFixed(1)} s = ${trainingImagesPerSecond.toFixed(0)} images/s (${pct(trainingImagesPerSecond)} of the step), the one-view test pass ${evalSeconds.toFixed(1)} s; ` +
-      `once per run, after the last epoch, the final test with ${testViews} views took ${finalTestSeconds.toFixed(1)} s`,
+      (testViews > 1
+        ? `once per run, after the last epoch, the final test with ${testViews} views took ${finalTestSeconds.toFixed(1)} s`
+        : ''),
   );
   return {
     precision,

@@ -24,9 +24,17 @@ import time
 import torch
 from torch import nn
 
-threads = int(sys.argv[1])
-widths = [int(w) for w in sys.argv[2].split(",")]
-recipe = json.loads(sys.argv[3])
+USAGE = "usage: bench_torch.py THREADS Q5_WIDTHS RECIPE_JSON (e.g. 2 32,64,128,256 '{\"widths\": [24,64,128,128], ...}')"
+if len(sys.argv) != 4:
+    sys.exit(f"bench_torch.py: expected 3 arguments, found {len(sys.argv) - 1}; {USAGE}")
+try:
+    threads = int(sys.argv[1])
+    widths = [int(w) for w in sys.argv[2].split(",")]
+    recipe = json.loads(sys.argv[3])
+    for key in ("widths", "batch", "labelSmoothing", "momentum", "logitScale", "bnScale"):
+        recipe[key]
+except (ValueError, KeyError, TypeError) as e:
+    sys.exit(f"bench_torch.py: bad argument ({type(e).__name__}: {e}); {USAGE}")
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
@@ -155,7 +163,7 @@ def warmed(build):
 
 
 def probe_gflops(seconds=0.15, n=1024):
-    """bf16 n x n matrix products for `seconds`: GFLOP/s, compute-bound (the operands fit in cache)."""
+    """bf16 n x n matrix products for `seconds`: GFLOP/s, compute-bound (the three 2 MiB operands stay in the L3 cache)."""
     a = torch.ones(n, n, dtype=torch.bfloat16)
     torch.mm(a, a)
     count, start = 0, time.perf_counter()

@@ -329,7 +329,7 @@ export interface OneDnnWithNorm extends OneDnn {
   reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
 }
 
-/** MaxPool and MaxPoolGrad through oneDNN (both cores, vectorised) instead of wasm's and a2's single-threaded loops. */
+/** MaxPool and MaxPoolGrad through the addon (both cores, vectorised: 2×2/2 in its own loops, other shapes in oneDNN) instead of wasm's and a2's single-threaded loops. */
 export function registerOneDnnMaxPool(addon: OneDnn): string[] {
   const native = addon as OneDnnWithNorm;
   if (typeof native.maxPoolGrad !== 'function') return [];
