@@ -28,7 +28,7 @@ import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
 import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '../src/tensor/index.js';
 
 const options = new Command('bench')
-  .option('--steps <n>', 'timed steps of the pure step beside the whole epoch, and of --cpu (median reported)', (v) => Number(v), 6)
+  .option('--steps <n>', 'timed steps of the --cpu row (median reported)', (v) => Number(v), 6)
   .option(
     '--rounds <n>',
     'alternating a2/PyTorch rounds on each net, one step per engine and precision each (median reported)',
@@ -109,6 +109,7 @@ const NETS: Net[] = [
 ];
 
 const RECIPE_NET = NETS.find((n) => n.name === 'q5-recipe')!;
+const CIFAR_TRAIN_IMAGES = 50000;
 
 /** A net built for timing: one training step (or evaluation forward pass) per call, seconds returned. */
 interface Stepper {
@@ -145,6 +146,15 @@ function stepperFor(net: Net): Stepper {
   };
   for (let i = 0; i < 2; i++) stepper.step();
   return stepper;
+}
+
+/** Seconds of `steps` training steps back to back (after the stepper's warm-up). */
+function timeBlock(net: Net, steps: number): number {
+  const stepper = stepperFor(net);
+  let seconds = 0;
+  for (let i = 0; i < steps; i++) seconds += stepper.step();
+  stepper.dispose();
+  return seconds;
 }
 
 function timeSteps(net: Net, steps: number): { imagesPerSecond: number; gflops: number } {
@@ -455,9 +465,12 @@ if (options.profile) await profileQ5();
  * final test with every test-time view comes once per run, after the last epoch, and is shown apart.
  */
 function wholeEpoch(precision: Precision) {
-  // The recipe's own net at its batch (the q5 row above keeps the previous recipe's, to compare
-  // across sessions), timed before and after the epoch: the cores' speed drifts over a minute.
-  const before = timeSteps(RECIPE_NET, options.steps).imagesPerSecond;
+  // The pure step: the recipe's own net at its batch (the q5 row above keeps the previous recipe's,
+  // to compare across sessions), as many steps as the epoch has, half of them timed right before it
+  // and half right after, back to back: over a minute, as the epoch, so that both see the host's
+  // fast and slow phases alike (a few steps' median catches one phase).
+  const epochSteps = Math.ceil(CIFAR_TRAIN_IMAGES / RECIPE_NET.batch);
+  const before = timeBlock(RECIPE_NET, Math.floor(epochSteps / 2));
   const out = mkdtempSync(path.join(tmpdir(), 'a2-bench-epoch-'));
   const run = spawnSync(
     process.execPath,
@@ -481,7 +494,8 @@ function wholeEpoch(precision: Precision) {
   rmSync(out, { recursive: true, force: true });
   const batch = manifest.config.batchSize;
   if (batch !== RECIPE_NET.batch) throw new Error(`bench: the epoch ran at batch ${batch}, the pure step at ${RECIPE_NET.batch}`);
-  const step = (before + timeSteps(RECIPE_NET, options.steps).imagesPerSecond) / 2;
+  const after = timeBlock(RECIPE_NET, epochSteps - Math.floor(epochSteps / 2));
+  const step = (epochSteps * RECIPE_NET.batch) / (before + after);
   const { seconds, evalSeconds } = metrics.epochs[0];
   const { testViews, finalTestSeconds } = metrics;
   const epochImagesPerSecond = metrics.trainImages / seconds;
