@@ -55,8 +55,11 @@ try {
     seed,
     changes,
     precision: backend.precision,
+    // Since q5-cifar tests each epoch on one view (6a12deb), rows say which views each number used.
     validationAcc: metrics.epochs.map((e) => Number(e.testAcc.toFixed(4))),
+    validationViews: 1,
     finalValidationAcc: metrics.finalTestAcc,
+    finalValidationViews: metrics.testViews,
     trainingFlops: metrics.trainingFlops,
     wallSeconds: Math.round(metrics.wallSeconds),
     totalSeconds: Math.round(seconds),
