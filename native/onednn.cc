@@ -111,7 +111,6 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
   return info.Env().Null();
 }
 
-// A Float32Array argument, checked to hold exactly the elements its dims say.
 // A typed array argument of the given element type (Napi's array class A), of any length.
 template <typename A>
 A typedOf(const Napi::Value& v, napi_typedarray_type type, const char* typeName, const char* what) {
@@ -125,6 +124,7 @@ Napi::Float32Array float32Of(const Napi::Value& v, const char* what) {
   return typedOf<Napi::Float32Array>(v, napi_float32_array, "Float32Array", what);
 }
 
+// A Float32Array argument, checked to hold exactly the elements its dims say.
 float* dataOf(const Napi::Value& v, const memory::dims& dims, const char* what) {
   Napi::Float32Array a = float32Of(v, what);
   int64_t expected = 1;

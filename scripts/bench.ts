@@ -337,8 +337,9 @@ for (const net of NETS) {
   let probeError: string | undefined;
   const probe = async () => {
     const p = torchServer ? await torchServer.probe() : { error: 'no PyTorch' };
-    if ('error' in p) probeError ??= p.error;
-    return 'error' in p ? undefined : p;
+    if (!('error' in p)) return p;
+    probeError ??= p.error;
+    return undefined;
   };
   for (let round = 0; round < options.rounds; round++) {
     const before = await probe();
@@ -503,9 +504,9 @@ function wholeEpoch(precision: Precision) {
   const trainingImagesPerSecond = metrics.trainImages / (seconds - evalSeconds);
   const pct = (a: number) => `${((100 * a) / step).toFixed(0)}%`;
   console.log(
-    `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s, ${pct(epochImagesPerSecond)} of the pure step's ${step.toFixed(0)}; of it, training ${(seconds - evalSeconds).toFixed(1)} s = ${trainingImagesPerSecond.toFixed(0)} images/s (${pct(trainingImagesPerSecond)} of the step), the one-view test pass ${evalSeconds.toFixed(1)} s; ` +
+    `whole q5 epoch (${precision}, batch ${batch}, ${metrics.trainImages} training + ${metrics.testImages} test images): ${seconds.toFixed(1)} s = ${epochImagesPerSecond.toFixed(0)} training images/s, ${pct(epochImagesPerSecond)} of the pure step's ${step.toFixed(0)}; of it, training ${(seconds - evalSeconds).toFixed(1)} s = ${trainingImagesPerSecond.toFixed(0)} images/s (${pct(trainingImagesPerSecond)} of the step), the one-view test pass ${evalSeconds.toFixed(1)} s` +
       (testViews > 1
-        ? `once per run, after the last epoch, the final test with ${testViews} views took ${finalTestSeconds.toFixed(1)} s`
+        ? `; once per run, after the last epoch, the final test with ${testViews} views took ${finalTestSeconds.toFixed(1)} s`
         : ''),
   );
   return {

@@ -162,31 +162,49 @@ def warmed(build):
     return step
 
 
+def calls_per_second(call, seconds):
+    """`call` once untimed, then as often as fits in `seconds`: calls per second."""
+    call()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
 def probe_gflops(seconds=0.15, n=1024):
     """bf16 n x n matrix products for `seconds`: GFLOP/s, compute-bound (the three 2 MiB operands stay in the L3 cache)."""
     a = torch.ones(n, n, dtype=torch.bfloat16)
-    torch.mm(a, a)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        torch.mm(a, a)
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - start) / 1e9
+    return 2 * n**3 * calls_per_second(lambda: torch.mm(a, a), seconds) / 1e9
 
 
 def probe_copy_gbs(seconds=0.1, mib=64):
     """Copies of a 64 MiB tensor (far larger than the caches) for `seconds`: GB/s read + written."""
     src = torch.ones(mib * 2**20 // 4)
     dst = torch.empty_like(src)
-    dst.copy_(src)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        dst.copy_(src)
-        count += 1
-    return 2 * mib * 2**20 * count / (time.perf_counter() - start) / 1e9
+    return 2 * mib * 2**20 * calls_per_second(lambda: dst.copy_(src), seconds) / 1e9
 
 
 def error_of(e):
     return str(e).split("\n")[0][:200]
+
+
+def time_step(request, reply):
+    """One step of the requested net and configuration: its precision, batch and seconds into `reply`."""
+    net, config = request["net"], request["config"]
+    reply.update(net=net, config=config)
+    batch, configs = NETS[net]
+    precision, build = next((p, b) for c, p, b in configs if c == config)
+    reply.update(precision=precision, batch=batch)
+    if (net, config) not in built:
+        try:
+            built[(net, config)] = warmed(build)
+        except Exception as e:  # a configuration this build of PyTorch cannot run
+            built[(net, config)] = e
+    step = built[(net, config)]
+    if isinstance(step, Exception):
+        raise step
+    reply["seconds"] = step()
 
 
 nets = {net: [{"config": c, "precision": p} for c, p, _ in configs] for net, (_, configs) in NETS.items()}
@@ -198,22 +216,8 @@ for line in sys.stdin:
         request = json.loads(line)
         if request.get("probe"):
             reply.update(probeGflops=probe_gflops(), probeCopyGBs=probe_copy_gbs())
-            print(json.dumps(reply), flush=True)
-            continue
-        net, config = request["net"], request["config"]
-        reply.update(net=net, config=config)
-        batch, configs = NETS[net]
-        precision, build = next((p, b) for c, p, b in configs if c == config)
-        reply.update(precision=precision, batch=batch)
-        if (net, config) not in built:
-            try:
-                built[(net, config)] = warmed(build)
-            except Exception as e:  # a configuration this build of PyTorch cannot run
-                built[(net, config)] = e
-        step = built[(net, config)]
-        if isinstance(step, Exception):
-            raise step
-        reply["seconds"] = step()
+        else:
+            time_step(request, reply)
     except (KeyError, StopIteration):
         reply["error"] = "no such net and configuration here"
     except Exception as e:  # any failure is an answer, never the end of the server

@@ -417,6 +417,8 @@ export function registerOneDnnReductions(addon: OneDnn): string[] {
 }
 
 const RELU_GRAD = 'A2ReluGrad';
+/** tfjs-core's ReLU gradient as ops: g · step(x). */
+const timesStep = (g: tf.Tensor, x: tf.Tensor) => tf.mul(g, tf.cast(tf.step(x), 'float32'));
 
 /**
  * Elementwise passes on both cores with the bits of wasm's one-core kernels: a per-channel bias
@@ -450,7 +452,7 @@ export function registerOneDnnElementwise(addon: OneDnn): string[] {
     inputsToSave: ['x'],
     gradFunc: (ddx, saved) => {
       const [x] = saved;
-      return { dy: () => tf.mul(ddx as tf.Tensor, tf.cast(tf.step(x), 'float32')), x: () => tf.zerosLike(x) };
+      return { dy: () => timesStep(ddx as tf.Tensor, x), x: () => tf.zerosLike(x) };
     },
   });
   tf.registerKernel({
@@ -473,7 +475,7 @@ export function registerOneDnnElementwise(addon: OneDnn): string[] {
       const g = dy as tf.Tensor;
       const fused = tf.getKernel(RELU_GRAD, tf.getBackend()) !== undefined && x.dtype === 'float32' && g.dtype === 'float32';
       return {
-        x: () => (fused ? (tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor) : tf.mul(g, tf.cast(tf.step(x), 'float32'))),
+        x: () => (fused ? (tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor) : timesStep(g, x)),
       };
     },
   });
