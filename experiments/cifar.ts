@@ -9,7 +9,8 @@
 // so q5-ablations can turn it off. How it was chosen: tuning/README.md.
 import path from 'node:path';
 import type { CifarSplit } from '../src/data/index.js';
-import { LossWatch, type RunContext, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
+import { UsageError } from '../src/errors.js';
+import { LossWatch, type RunContext, configDifferences, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { BatchNorm, makeRng, permutation, seedEverything, tf } from '../src/tensor/index.js';
 
@@ -117,6 +118,9 @@ export function alternatingFlip(count: number, seed: number): (epoch: number) =>
   return (epoch) => (i) => first[i] === epoch % 2;
 }
 
+// Each byte's normalised value, per channel: a table lookup per pixel, not a division.
+const NORMALISED = CHANNEL_MEAN.map((mean, ch) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - mean) / CHANNEL_STD[ch]));
+
 /** A normalised batch; with `augment`, each image is randomly flipped and translated (reflect padding). */
 export function makeBatch(
   split: CifarSplit,
@@ -126,21 +130,26 @@ export function makeBatch(
 ): { x: tf.Tensor4D; y: tf.Tensor2D } {
   const n = indices.length;
   const out = new Float32Array(n * 3072);
+  const [red, green, blue] = NORMALISED;
+  const pixels = split.images;
   const reflect = (v: number) => (v < 0 ? -v : v > 31 ? 62 - v : v);
   const shift = (t: number, rng: () => number) => Math.floor(rng() * (2 * t + 1)) - t;
+  const sourceColumn = new Int32Array(32); // byte offset, in a source row, of each output column
   for (let k = 0; k < n; k++) {
     const src = indices[k] * 3072;
     let flip = view?.mirror ?? false;
     if (augment?.flip) flip = augment.flipped ? augment.flipped(indices[k]) : augment.rng() < 0.5;
     const dy = augment ? shift(augment.translate, augment.rng) : (view?.dy ?? 0);
     const dx = augment ? shift(augment.translate, augment.rng) : (view?.dx ?? 0);
+    for (let c = 0; c < 32; c++) sourceColumn[c] = reflect((flip ? 31 - c : c) + dx) * 3;
+    let to = k * 3072;
     for (let r = 0; r < 32; r++) {
-      const sr = reflect(r + dy);
-      for (let c = 0; c < 32; c++) {
-        const sc = reflect((flip ? 31 - c : c) + dx);
-        const from = src + (sr * 32 + sc) * 3,
-          to = k * 3072 + (r * 32 + c) * 3;
-        for (let ch = 0; ch < 3; ch++) out[to + ch] = (split.images[from + ch] / 255 - CHANNEL_MEAN[ch]) / CHANNEL_STD[ch];
+      const row = src + reflect(r + dy) * 96;
+      for (let c = 0; c < 32; c++, to += 3) {
+        const from = row + sourceColumn[c];
+        out[to] = red[pixels[from]];
+        out[to + 1] = green[pixels[from + 1]];
+        out[to + 2] = blue[pixels[from + 2]];
       }
     }
   }
@@ -286,6 +295,7 @@ export interface EpochRecord {
   testAcc: number;
   seconds: number; // training and evaluation
   evalSeconds: number; // of which evaluation
+  stepSeconds: number; // of which the training steps proper (forward, backward, update); the rest is batch assembly and bookkeeping
   lr: number;
 }
 
@@ -294,7 +304,7 @@ export type Tta = Pick<Recipe, 'flipTta' | 'translateTta'>;
 export const NO_TTA: Tta = { flipTta: false, translateTta: false };
 
 /** The views and their weights: the image (and its mirror); with translateTta, half the weight on its ±1-pixel shifts (and theirs). */
-function ttaViews(tta: Tta): { view: View; weight: number }[] {
+export function ttaViews(tta: Tta): { view: View; weight: number }[] {
   const at = (dy: number, dx: number) => (tta.flipTta ? [false, true] : [false]).map((mirror) => ({ mirror, dy, dx }));
   const centre = at(0, 0);
   if (!tta.translateTta) return centre.map((view) => ({ view, weight: 1 / centre.length }));
@@ -416,7 +426,15 @@ export async function train(
   );
   let epochs: EpochRecord[] = [];
   if (checkpointDir && ctx.options.resume && hasCheckpoint(checkpointDir)) {
-    ({ epochs } = await loadCheckpoint<{ epochs: EpochRecord[] }>(checkpointDir, model, optimizer));
+    const saved = await loadCheckpoint<{ epochs: EpochRecord[]; recipe?: Recipe }>(checkpointDir, model, optimizer);
+    // The run's flags were checked against the checkpoint's; this catches what a2 itself changed
+    // since (a default, the test protocol), which would splice two runs into one curve.
+    const changed = configDifferences(saved.recipe ?? {}, recipe, ['checkpoint', 'now']);
+    if (changed.length > 0)
+      throw new UsageError(
+        `--resume: the checkpoint in ${path.relative(process.cwd(), checkpointDir)} was made with another recipe (${changed.join('; ')}); run without --resume to start over`,
+      );
+    ({ epochs } = saved);
     ctx.log(`${label}: resumed after epoch ${epochs.length} from ${path.relative(process.cwd(), checkpointDir)}`);
   }
   const steps = Math.ceil(trainSplit.count / recipe.batchSize);
@@ -435,15 +453,18 @@ export async function train(
     const started = performance.now();
     let lossSum = 0,
       right = 0,
-      lr = 0;
+      lr = 0,
+      stepMs = 0;
     for (let s = 0; s < steps; s++) {
       await ctx.yieldOrStop();
       const idx = order.subarray(s * recipe.batchSize, Math.min((s + 1) * recipe.batchSize, trainSplit.count));
       lr = learningRateAt(epoch - 1 + s / steps, recipe);
       (optimizer as unknown as { setLearningRate(lr: number): void }).setLearningRate(lr);
       let correct: tf.Scalar | undefined;
+      let stepStarted = 0;
       const loss = tf.tidy(() => {
         const { x, y } = makeBatch(trainSplit, idx, { flip: recipe.flip, translate: recipe.translate, rng, flipped });
+        stepStarted = performance.now();
         const { value, grads } = tf.variableGrads(() => {
           const logits = model.apply(x, { training: true }) as tf.Tensor2D;
           correct = tf.keep(tf.sum(tf.equal(tf.argMax(logits, 1), tf.argMax(y, 1))) as tf.Scalar);
@@ -458,6 +479,7 @@ export async function train(
       lookahead?.step((epoch - 1) * steps + s + 1);
       const value = (await loss.data())[0];
       right += (await correct!.data())[0];
+      stepMs += performance.now() - stepStarted;
       tf.dispose([loss, correct!]);
       if (!Number.isFinite(value)) progress.stop();
       watch.check(value, epoch, s + 1);
@@ -476,6 +498,7 @@ export async function train(
       testAcc: measured.acc,
       seconds: (performance.now() - started) / 1000,
       evalSeconds,
+      stepSeconds: stepMs / 1000,
       lr,
     };
     epochs.push(record);

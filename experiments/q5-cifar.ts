@@ -10,7 +10,7 @@ import { type TopLevelSpec, lineChart, panelGrid } from '../src/plot/index.js';
 import { figures, list, num, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
 import { forwardFlops } from '../src/tensor/index.js';
-import { type EpochRecord, NO_TTA, RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train } from './cifar.js';
+import { type EpochRecord, NO_TTA, RECIPE, type Recipe, balancedSubset, evaluate, firstN, pct, train, ttaViews } from './cifar.js';
 
 interface Config extends Recipe {
   trainImages: number; // 0 = all 50,000
@@ -313,7 +313,7 @@ async function run(config: Config, ctx: RunContext) {
     label: 'q5',
     checkpointDir: ctx.path('checkpoints'),
   });
-  const views = (config.flipTta ? 2 : 1) * (config.translateTta ? 3 : 1); // as cifar.ts's ttaViews lays them out
+  const views = ttaViews(config).length;
   let finalTest: FinalTest | undefined;
   if (views > 1) {
     const testStarted = performance.now();

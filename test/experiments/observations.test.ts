@@ -27,6 +27,7 @@ const epoch = (n: number, trainAcc: number, testAcc: number, extra: Partial<Epoc
   testAcc,
   seconds: 10 * n,
   evalSeconds: 2,
+  stepSeconds: 7 * n,
   lr: 0.1 / n,
   ...extra,
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { balancedSubset, learningRateAt, makeCifarNet } from '../../experiments/cifar.js';
 import { loadCifar } from '../../src/data/index.js';
@@ -239,6 +239,15 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   assert.match(changed.errors.join('\n'), /--resume: .*lr: checkpoint 0\.1 vs requested 0\.05/);
   assert.match(changed.errors.join('\n'), /batchSize: checkpoint 64 vs requested 32/);
   assert.ok(existsSync(checkpoint), 'the refused resume keeps the checkpoint');
+
+  // A checkpoint of another recipe than the code's (here: one tested with every view each epoch) is refused too.
+  const state = readFileSync(checkpoint, 'utf8');
+  const older = JSON.parse(state) as { recipe: Record<string, unknown> };
+  writeFileSync(checkpoint, JSON.stringify({ ...older, recipe: { ...older.recipe, flipTta: true } }));
+  const otherRecipe = await a2(...args, '--out', out, '--resume');
+  assert.equal(otherRecipe.code, 2, 'a resume from a checkpoint of another recipe is refused');
+  assert.match(otherRecipe.errors.join('\n'), /--resume: .*another recipe \(flipTta: checkpoint true vs now false\)/);
+  writeFileSync(checkpoint, state);
 
   const { code, lines } = await a2(...args, '--out', out, '--resume');
   assert.equal(code, 0, lines.join('\n'));
