@@ -65,6 +65,14 @@ function q5Facts(epochs: EpochRecord[], labelSmoothing = 0.2, final?: FinalTest)
   };
 }
 
+test("q5-cifar: the epochs' seconds split into the steps, the rest of the loop and the test passes", () => {
+  // Epochs of 10 and 20 s: 7 + 14 s in the steps, 2 + 2 s testing, the remaining 5 s the loop's own.
+  const text = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.97, 0.91)]));
+  assert.match(text, /Of the epochs' 30 s, the training steps \(forward, backward and update\) took 21 s \(70\.0%\), batch assembly, augmentation and the loop's bookkeeping 5\.0 s, the one-view test passes 4\.0 s\./);
+  const older = q5Observations(q5Facts([epoch(1, 0.7, 0.6, { stepSeconds: Number.NaN })]));
+  assert.doesNotMatch(older, /training steps/);
+});
+
 test('q5-cifar: "lost in generalising" only when training accuracy is clearly above test accuracy', () => {
   const ahead = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.97, 0.91)]));
   assert.match(ahead, /lost in generalising/);
