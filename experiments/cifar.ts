@@ -10,7 +10,16 @@
 import path from 'node:path';
 import type { CifarSplit } from '../src/data/index.js';
 import { UsageError } from '../src/errors.js';
-import { LossWatch, type RunContext, configDifferences, epochProgress, hasCheckpoint, loadCheckpoint, saveCheckpoint } from '../src/run/index.js';
+import {
+  LossWatch,
+  type RunContext,
+  checkpointState,
+  configDifferences,
+  epochProgress,
+  hasCheckpoint,
+  loadCheckpoint,
+  saveCheckpoint,
+} from '../src/run/index.js';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { BatchNorm, makeRng, permutation, seedEverything, tf } from '../src/tensor/index.js';
 
@@ -119,7 +128,8 @@ export function alternatingFlip(count: number, seed: number): (epoch: number) =>
 }
 
 // Each byte's normalised value, per channel: a table lookup per pixel, not a division.
-const NORMALISED = CHANNEL_MEAN.map((mean, ch) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - mean) / CHANNEL_STD[ch]));
+const normalised = (ch: number) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - CHANNEL_MEAN[ch]) / CHANNEL_STD[ch]);
+const NORMALISED = [normalised(0), normalised(1), normalised(2)] as const;
 
 /** A normalised batch; with `augment`, each image is randomly flipped and translated (reflect padding). */
 export function makeBatch(
@@ -295,7 +305,10 @@ export interface EpochRecord {
   testAcc: number;
   seconds: number; // training and evaluation
   evalSeconds: number; // of which evaluation
-  stepSeconds: number; // of which the training steps proper (forward, backward, update); the rest is batch assembly and bookkeeping
+  // Of `seconds`, the training steps: forward, backward (with the on-tape accuracy), update and weight
+  // decay, up to reading the loss. The rest of seconds − evalSeconds is batch assembly, Lookahead and
+  // the loop's bookkeeping. NaN: not measured (an epoch resumed from a checkpoint written before it was).
+  stepSeconds: number;
   lr: number;
 }
 
@@ -386,6 +399,21 @@ class Lookahead {
   }
 }
 
+/**
+ * RunContext has checked the run's config against the checkpoint's; this catches a change in how
+ * the run derives its training recipe from that config (q5-cifar's one-view test each epoch), which
+ * the config does not show, before any work is spent.
+ */
+function refuseOtherRecipe(checkpointDir: string, recipe: Recipe): void {
+  const saved = checkpointState<{ epochs: EpochRecord[]; recipe?: Recipe }>(checkpointDir)?.recipe;
+  const changed = saved ? configDifferences(saved, recipe, ['checkpoint', 'this a2']) : ['the checkpoint records no recipe'];
+  if (changed.length > 0)
+    throw new UsageError(
+      `--resume: the checkpoint in ${path.resolve(checkpointDir)} was written by an a2 that trained this configuration with another recipe ` +
+        `(${changed.join('; ')}); resume with the a2 that made it, or run without --resume to start over`,
+    );
+}
+
 export interface TrainOptions {
   label: string; // names the run in progress lines
   checkpointDir?: string; // checkpoint after every epoch, resume from it under --resume
@@ -405,6 +433,7 @@ export async function train(
   options: TrainOptions,
 ): Promise<{ model: tf.LayersModel; epochs: EpochRecord[] }> {
   const { label, checkpointDir, evalEveryEpoch = true, seed = ctx.seed } = options;
+  if (checkpointDir && ctx.options.resume && hasCheckpoint(checkpointDir)) refuseOtherRecipe(checkpointDir, recipe);
   seedEverything(seed);
   const model = makeCifarNet(recipe.widths, recipe);
   if (recipe.whiten) {
@@ -426,15 +455,8 @@ export async function train(
   );
   let epochs: EpochRecord[] = [];
   if (checkpointDir && ctx.options.resume && hasCheckpoint(checkpointDir)) {
-    const saved = await loadCheckpoint<{ epochs: EpochRecord[]; recipe?: Recipe }>(checkpointDir, model, optimizer);
-    // The run's flags were checked against the checkpoint's; this catches what a2 itself changed
-    // since (a default, the test protocol), which would splice two runs into one curve.
-    const changed = configDifferences(saved.recipe ?? {}, recipe, ['checkpoint', 'now']);
-    if (changed.length > 0)
-      throw new UsageError(
-        `--resume: the checkpoint in ${path.relative(process.cwd(), checkpointDir)} was made with another recipe (${changed.join('; ')}); run without --resume to start over`,
-      );
-    ({ epochs } = saved);
+    const saved = await loadCheckpoint<{ epochs: EpochRecord[] }>(checkpointDir, model, optimizer);
+    epochs = saved.epochs.map((e) => ({ ...e, stepSeconds: e.stepSeconds ?? Number.NaN }));
     ctx.log(`${label}: resumed after epoch ${epochs.length} from ${path.relative(process.cwd(), checkpointDir)}`);
   }
   const steps = Math.ceil(trainSplit.count / recipe.batchSize);
@@ -476,11 +498,11 @@ export async function train(
         for (const w of decayed) w.assign(tf.mul(w, 1 - lr * recipe.weightDecay));
         return value;
       });
-      lookahead?.step((epoch - 1) * steps + s + 1);
       const value = (await loss.data())[0];
       right += (await correct!.data())[0];
       stepMs += performance.now() - stepStarted;
       tf.dispose([loss, correct!]);
+      lookahead?.step((epoch - 1) * steps + s + 1);
       if (!Number.isFinite(value)) progress.stop();
       watch.check(value, epoch, s + 1);
       lossSum += value * idx.length;

@@ -232,14 +232,16 @@ function whyNinetyIsHard(epochs: EpochRecord[], finalTest: FinalTest | undefined
   return lines;
 }
 
-/** Where the epochs' seconds went: the training steps proper, the rest of the training loop, the test passes. */
-function timeSplit(epochs: EpochRecord[]): string[] {
+/** Where the epochs' seconds went: the training steps, the rest of the training loop, the test passes. */
+function timeSplit(epochs: EpochRecord[], finalTest: FinalTest | undefined): string[] {
   if (!epochs.every((e) => Number.isFinite(e.stepSeconds))) return [];
   const sum = (f: (e: EpochRecord) => number) => epochs.reduce((s, e) => s + f(e), 0);
   const [all, steps, tests] = [sum((e) => e.seconds), sum((e) => e.stepSeconds), sum((e) => e.evalSeconds)];
+  const s = (seconds: number) => `${seconds.toFixed(1)} s`;
   return [
-    `- Of the epochs' ${all.toFixed(0)} s, the training steps (forward, backward and update) took ${steps.toFixed(0)} s (${pct(steps / all)}), ` +
-      `batch assembly, augmentation and the loop's bookkeeping ${(all - steps - tests).toFixed(1)} s, the one-view test passes ${tests.toFixed(1)} s.`,
+    `- Of the epochs' ${s(all)}${finalTest ? ` (the final ${finalTest.views}-view test apart)` : ''}, the training steps ` +
+      `(forward, backward and update) took ${s(steps)} (${pct(steps / all)}), batch assembly, augmentation, Lookahead and the loop's ` +
+      `bookkeeping ${s(all - steps - tests)}, the one-view test passes ${s(tests)}.`,
   ];
 }
 
@@ -279,7 +281,7 @@ export function observations(facts: Q5Facts): string {
       `Wall time ${facts.wallSeconds.toFixed(0)} s of training and evaluation on this machine ` +
       `(${(facts.trainImages / (facts.wallSeconds / epochs.length)).toFixed(0)} training images/s including evaluation), ` +
       `${facts.totalSeconds.toFixed(0)} s in all.`,
-    ...timeSplit(epochs),
+    ...timeSplit(epochs, finalTest),
     lossNote,
     '',
     '## Time to accuracy',

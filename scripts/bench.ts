@@ -463,7 +463,7 @@ if (options.profile) await profileQ5();
  * One whole q5 epoch on the real CIFAR-10 (batch assembly, augmentation, the training steps and
  * the epoch's test pass), run as `a2 run q5-cifar --epochs 1`, against the step rate two ways: the
  * pure step of the recipe's net at its batch, timed here beside the run, and the run's own steps
- * (forward, backward and update, as the run times them). The first sees the host's speed in other
+ * (forward, backward and update, as the run times them: `stepSeconds`). The first sees the host's speed in other
  * seconds than the epoch did (it swings by more than the gap on this machine); the second in the
  * same seconds, so the gap to it is what the input pipeline, bookkeeping and evaluation cost. The
  * run's final test with every test-time view comes once per run, after the last epoch, and is shown apart.
@@ -471,8 +471,8 @@ if (options.profile) await profileQ5();
 function wholeEpoch(precision: Precision) {
   // The pure step: the recipe's own net at its batch (the q5 row above keeps the previous recipe's,
   // to compare across sessions), as many steps as the epoch has, half of them timed right before it
-  // and half right after, back to back: over a minute, as the epoch, so that both see the host's
-  // fast and slow phases alike (a few steps' median catches one phase).
+  // and half right after, back to back: over a minute, as the epoch, so that it averages over the
+  // host's phases (a few steps' median catches one); it still cannot see the epoch's own seconds.
   const epochSteps = Math.ceil(CIFAR_TRAIN_IMAGES / RECIPE_NET.batch);
   const before = timeBlock(RECIPE_NET, Math.floor(epochSteps / 2));
   const out = mkdtempSync(path.join(tmpdir(), 'a2-bench-epoch-'));
@@ -501,9 +501,11 @@ function wholeEpoch(precision: Precision) {
   const after = timeBlock(RECIPE_NET, epochSteps - Math.floor(epochSteps / 2));
   const step = (epochSteps * RECIPE_NET.batch) / (before + after);
   const { seconds, evalSeconds, stepSeconds } = metrics.epochs[0];
+  if (!Number.isFinite(stepSeconds))
+    throw new Error(`bench: the epoch's q5-cifar/metrics.json has no finite epochs[0].stepSeconds (found ${JSON.stringify(stepSeconds)})`);
   const { testViews, finalTestSeconds } = metrics;
   const epochImagesPerSecond = metrics.trainImages / seconds;
-  // Training alone (batch assembly, augmentation, steps, Lookahead) against the pure step: what the input pipeline costs.
+  // Training alone (batch assembly, augmentation, the steps, Lookahead) against the step: what the input pipeline costs.
   const trainingImagesPerSecond = metrics.trainImages / (seconds - evalSeconds);
   const ownStep = metrics.trainImages / stepSeconds;
   const pct = (a: number, of = step) => `${((100 * a) / of).toFixed(0)}%`;
@@ -533,5 +535,6 @@ function wholeEpoch(precision: Precision) {
     stepSeconds,
     ownStepImagesPerSecond: ownStep,
     ratioToOwnSteps: epochImagesPerSecond / ownStep,
+    trainingRatioToOwnSteps: trainingImagesPerSecond / ownStep,
   };
 }

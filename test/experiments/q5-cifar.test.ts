@@ -246,7 +246,7 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   writeFileSync(checkpoint, JSON.stringify({ ...older, recipe: { ...older.recipe, flipTta: true } }));
   const otherRecipe = await a2(...args, '--out', out, '--resume');
   assert.equal(otherRecipe.code, 2, 'a resume from a checkpoint of another recipe is refused');
-  assert.match(otherRecipe.errors.join('\n'), /--resume: .*another recipe \(flipTta: checkpoint true vs now false\)/);
+  assert.match(otherRecipe.errors.join('\n'), /--resume: .*another recipe \(flipTta: checkpoint true vs this a2 false\)/);
   writeFileSync(checkpoint, state);
 
   const { code, lines } = await a2(...args, '--out', out, '--resume');
