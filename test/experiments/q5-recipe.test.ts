@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RECIPE, alternatingFlip, evaluate, learningRateAt, makeBatch, makeCifarNet, whiteningKernel } from '../../experiments/cifar.js';
 import { loadCifar } from '../../src/data/index.js';
-import { initBackend, tf } from '../../src/tensor/index.js';
+import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
 import { saveModel, loadModel } from '../../src/run/models.js';
 import { DATA_DIR, tempDir } from '../helpers.js';
 
@@ -65,6 +65,45 @@ test('a test-time view shifts the image by whole pixels with reflect padding, an
   assert.deepEqual(pixel(shifted, 0, 7), pixel(plain, 1, 8), 'row −1 reflects to row 1');
   assert.deepEqual(pixel(mirrored, 3, 0), pixel(plain, 3, 31));
   tf.dispose([plain, shifted, mirrored]);
+});
+
+test('a batch is each byte normalised, (v / 255 − mean) / std in float32, read through the flip and the reflect-padded shift', () => {
+  // The formula written out per pixel, as makeBatch computed it before its lookup table.
+  const [mean, std] = [
+    [0.4914, 0.4822, 0.4465],
+    [0.247, 0.2435, 0.2616],
+  ];
+  const reflect = (v: number) => (v < 0 ? -v : v > 31 ? 62 - v : v);
+  const images = first(40);
+  const indices = Array.from({ length: 40 }, (_, i) => (i * 7) % 40);
+  const expected = (draws: { flip: boolean; dy: number; dx: number }[]) => {
+    const out = new Float32Array(indices.length * 3072);
+    indices.forEach((src, k) => {
+      const { flip, dy, dx } = draws[k];
+      for (let r = 0; r < 32; r++)
+        for (let c = 0; c < 32; c++)
+          for (let ch = 0; ch < 3; ch++) {
+            const from = src * 3072 + (reflect(r + dy) * 32 + reflect((flip ? 31 - c : c) + dx)) * 3 + ch;
+            out[k * 3072 + (r * 32 + c) * 3 + ch] = (images.images[from] / 255 - mean[ch]) / std[ch];
+          }
+    });
+    return out;
+  };
+  // Augmented: per image a coin for the flip, then dy and dx uniform in −2…2, drawn in that order.
+  const draws = makeRng(7);
+  const augmentedDraws = indices.map(() => ({ flip: draws() < 0.5, dy: Math.floor(draws() * 5) - 2, dx: Math.floor(draws() * 5) - 2 }));
+  const augmented = makeBatch(images, indices, { flip: true, translate: 2, rng: makeRng(7) });
+  assert.deepEqual(augmented.x.dataSync(), expected(augmentedDraws));
+  assert.ok(augmentedDraws.some((d) => d.flip) && augmentedDraws.some((d) => d.dy !== 0 || d.dx !== 0));
+  for (const view of [
+    { mirror: false, dy: 0, dx: 0 },
+    { mirror: true, dy: -1, dx: 1 },
+  ]) {
+    const { x } = makeBatch(images, indices, undefined, view);
+    assert.deepEqual(x.dataSync(), expected(indices.map(() => ({ flip: view.mirror, dy: view.dy, dx: view.dx }))));
+    x.dispose();
+  }
+  tf.dispose([augmented.x, augmented.y]);
 });
 
 test('dirac init: each block conv starts as the identity on its first input-many channels', () => {
