@@ -21,11 +21,12 @@ import { createInterface } from 'node:readline';
 import { Command } from 'commander';
 import { makeConvAutoencoder } from '../experiments/q2-conv-ae.js';
 import { makeFcAutoencoder } from '../experiments/q2-fc-ae.js';
-import { RECIPE, makeCifarNet } from '../experiments/cifar.js';
+import { RECIPE, makeBatch, makeCifarNet } from '../experiments/cifar.js';
+import { loadCifar, resolveDataDir } from '../src/data/index.js';
 import { writeJsonAtomic } from '../src/run/index.js';
 import { type PhaseRatios, type PhaseSplit, type Probe, median, splitByPhase } from './bench-phases.js';
 import { PROJECT_ROOT, packageVersions } from '../src/run/manifest.js';
-import { type Precision, forwardFlops, initBackend, seedEverything, tf } from '../src/tensor/index.js';
+import { type Precision, forwardFlops, initBackend, makeRng, seedEverything, tf } from '../src/tensor/index.js';
 
 const options = new Command('bench')
   .option('--steps <n>', 'timed steps of the --cpu row (median reported)', (v) => Number(v), 6)
@@ -499,6 +500,7 @@ function wholeEpoch(precision: Precision) {
   const batch = manifest.config.batchSize;
   if (batch !== RECIPE_NET.batch) throw new Error(`bench: the epoch ran at batch ${batch}, the pure step at ${RECIPE_NET.batch}`);
   const after = timeBlock(RECIPE_NET, epochSteps - Math.floor(epochSteps / 2));
+  const assemblyMs = batchAssemblyMs(batch);
   const step = (epochSteps * RECIPE_NET.batch) / (before + after);
   const { seconds, evalSeconds, stepSeconds } = metrics.epochs[0];
   if (!Number.isFinite(stepSeconds))
@@ -517,8 +519,9 @@ function wholeEpoch(precision: Precision) {
   );
   console.log(
     `  against the run's own steps (${stepSeconds.toFixed(1)} s = ${ownStep.toFixed(0)} images/s, the same seconds of the host): the whole epoch ${pct(epochImagesPerSecond, ownStep)}, training ${pct(trainingImagesPerSecond, ownStep)}; ` +
-      `outside the steps: ${(seconds - evalSeconds - stepSeconds).toFixed(1)} s of batch assembly and bookkeeping, ${evalSeconds.toFixed(1)} s of testing`,
+      `outside the steps: ${(seconds - evalSeconds - stepSeconds).toFixed(1)} s of batch assembly, Lookahead and bookkeeping, ${evalSeconds.toFixed(1)} s of testing`,
   );
+  console.log(`  assembling one augmented batch of ${batch} real images (flip, translate, normalise): ${assemblyMs.toFixed(1)} ms, median of 20`);
   return {
     precision,
     batch,
@@ -536,5 +539,21 @@ function wholeEpoch(precision: Precision) {
     ownStepImagesPerSecond: ownStep,
     ratioToOwnSteps: epochImagesPerSecond / ownStep,
     trainingRatioToOwnSteps: trainingImagesPerSecond / ownStep,
+    batchAssemblyMs: assemblyMs,
   };
+}
+
+/** Milliseconds to assemble one augmented training batch from the real CIFAR-10, as the run does (median of 20, after 2). */
+function batchAssemblyMs(batch: number): number {
+  const split = loadCifar(resolveDataDir(), 'train', []);
+  const rng = makeRng(0);
+  const times = Array.from({ length: 22 }, (_, i) => {
+    const indices = Array.from({ length: batch }, (_, k) => (i * batch + k) % split.count);
+    const started = performance.now();
+    const { x, y } = makeBatch(split, indices, { flip: true, translate: RECIPE.translate, rng });
+    const ms = performance.now() - started;
+    tf.dispose([x, y]);
+    return ms;
+  });
+  return median(times.slice(2));
 }
