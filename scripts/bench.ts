@@ -521,7 +521,9 @@ function wholeEpoch(precision: Precision) {
     `  against the run's own steps (${stepSeconds.toFixed(1)} s = ${ownStep.toFixed(0)} images/s, the same seconds of the host): the whole epoch ${pct(epochImagesPerSecond, ownStep)}, training ${pct(trainingImagesPerSecond, ownStep)}; ` +
       `outside the steps: ${(seconds - evalSeconds - stepSeconds).toFixed(1)} s of batch assembly, Lookahead and bookkeeping, ${evalSeconds.toFixed(1)} s of testing`,
   );
-  console.log(`  assembling one augmented batch of ${batch} real images (flip, translate, normalise): ${assemblyMs.toFixed(1)} ms, median of 20`);
+  console.log(
+    `  assembling one augmented batch of ${batch} real images (flip, translate, normalise): ${assemblyMs.toFixed(1)} ms, median of 20`,
+  );
   return {
     precision,
     batch,
