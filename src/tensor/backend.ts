@@ -6,6 +6,7 @@ import {
   type Precision,
   loadOneDnn,
   registerOneDnnBatchNorm,
+  registerOneDnnMomentum,
   registerOneDnnKernels,
   registerOneDnnMaxPool,
   registerOneDnnElementwise,
@@ -128,6 +129,7 @@ export async function initBackend(requested: BackendChoice = 'auto', options: { 
         ...registerOneDnnMaxPool(onednn.addon),
         ...registerOneDnnReductions(onednn.addon),
         ...registerOneDnnElementwise(onednn.addon),
+        ...registerOneDnnMomentum(onednn.addon),
       );
     } else if (onednn?.notice && !notices.includes(onednn.notice)) notices.push(onednn.notice);
     const precision = resolvePrecision(requestedPrecision, onednnLoaded, notices);

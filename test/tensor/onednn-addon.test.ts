@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
 import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
-import { type OneDnnWithNorm, loadOneDnn } from '../../src/tensor/onednn-kernels.js';
+import { type OneDnnWithNorm, loadOneDnn, setFusedMomentum } from '../../src/tensor/onednn-kernels.js';
 
 const { addon } = loadOneDnn();
 const skip = !addon
@@ -401,4 +401,48 @@ test("max-pool's gradient without the forward's argmax (pooled again) gives the 
   // The empty window's four pixels, channel 0: (0, 0), (0, 1), (1, 0), (1, 1) of image 0.
   for (const pixel of [0, 1, 11, 12]) assert.equal(want[pixel * 6], 0, 'the cpu backend routes no gradient from an empty window');
   assert.deepEqual(got, want);
+});
+
+test("MomentumOptimizer's one-pass update gives the bits of tfjs's own, Nesterov or not, NaN, ±0, ±∞ and subnormals included", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith('A2MomentumUpdate'))) return t.skip('the addon has no momentum update here');
+  const rng = makeRng(11);
+  const specials = [Number.NaN, -0, 0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e-45, -3e-39, 1e-38, -1, 1];
+  const values = (n: number) =>
+    Float32Array.from({ length: n }, (_, i) => (i < specials.length ? specials[(i * 7) % specials.length] : 4 * rng() - 2));
+  // One variable above the size that splits the work over both cores; the third gets no gradient in step 2.
+  const sizes = [50_000, 37, 12];
+  const start = sizes.map(values);
+  const gradients = [0, 1, 2].map(() => sizes.map(values));
+  const run = (fused: boolean, nesterov: boolean) => {
+    setFusedMomentum(fused);
+    const variables = start.map((v, i) => tf.variable(tf.tensor1d(v), true, `momentum-test-${fused}-${nesterov}-${i}`));
+    const optimizer = tf.train.momentum(0.1, 0.9, nesterov);
+    gradients.forEach((step, s) => {
+      if (s === 2) optimizer.setLearningRate(0.0371);
+      const named = variables.map((v, i) => ({ name: v.name, tensor: s === 1 && i === 2 ? null : tf.tensor1d(step[i]) }));
+      // tfjs skips a variable whose gradient is null (its declared type has no room for one).
+      optimizer.applyGradients(named as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+      tf.dispose(named.map((n) => n.tensor).filter((g) => g !== null));
+    });
+    const result = variables.map((v) => v.dataSync().slice());
+    tf.dispose(variables);
+    optimizer.dispose();
+    return result;
+  };
+  try {
+    for (const nesterov of [true, false]) {
+      const [want, got] = [run(false, nesterov), run(true, nesterov)];
+      want.forEach((w, i) => {
+        const differing = w.findIndex((value, j) => !Object.is(value, got[i][j]));
+        assert.equal(
+          differing,
+          -1,
+          `nesterov ${nesterov}, variable ${i}: element ${differing} is ${got[i][differing]}, tfjs gives ${w[differing]}`,
+        );
+      });
+    }
+  } finally {
+    setFusedMomentum(true);
+  }
 });
