@@ -901,24 +901,25 @@ Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
   });
 }
 
-// momentumUpdate(momentum, scale, nesterov, [value, accumulation, gradient, newValue,
-// newAccumulation] for each variable): tfjs's MomentumOptimizer update for every variable in one
+// momentumUpdate(momentum, scale, nesterov, [elements, value, accumulation, gradient, newValue,
+// newAccumulation] for each variable, every buffer checked to hold `elements` floats): tfjs's MomentumOptimizer update for every variable in one
 // call, each element's arithmetic as its ops do it (one f32 rounding per op, in their order, so
 // the bits match): a' = m·a + g; v' = c·(g + a'·m) + v with Nesterov, else v' = c·a' + v, where
 // c = −learning rate. m and c are the f32 scalars the optimizer holds.
 Napi::Value MomentumUpdate(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {
-    if (info.Length() < 3 || (info.Length() - 3) % 5 != 0)
-      throw std::invalid_argument("momentumUpdate: expected (momentum, scale, nesterov, then 5 buffers a variable)");
+    if (info.Length() < 3 || (info.Length() - 3) % 6 != 0 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBoolean())
+      throw std::invalid_argument("momentumUpdate: expected (momentum, scale, nesterov, then elements and 5 buffers a variable)");
     const float m = info[0].As<Napi::Number>().FloatValue(), c = info[1].As<Napi::Number>().FloatValue();
     const bool nesterov = info[2].As<Napi::Boolean>().Value();
-    for (size_t at = 3; at < info.Length(); at += 5) {
-      int64_t n = static_cast<int64_t>(float32Of(info[at], "momentumUpdate value").ElementLength());
-      const float* v = dataOf(info[at], {n}, "momentumUpdate value");
-      const float* a = dataOf(info[at + 1], {n}, "momentumUpdate accumulation");
-      const float* g = dataOf(info[at + 2], {n}, "momentumUpdate gradient");
-      float* nv = dataOf(info[at + 3], {n}, "momentumUpdate new value");
-      float* na = dataOf(info[at + 4], {n}, "momentumUpdate new accumulation");
+    for (size_t at = 3; at < info.Length(); at += 6) {
+      if (!info[at].IsNumber()) throw std::invalid_argument("momentumUpdate: expected a variable's element count");
+      int64_t n = info[at].As<Napi::Number>().Int64Value();
+      const float* v = dataOf(info[at + 1], {n}, "momentumUpdate value");
+      const float* a = dataOf(info[at + 2], {n}, "momentumUpdate accumulation");
+      const float* g = dataOf(info[at + 3], {n}, "momentumUpdate gradient");
+      float* nv = dataOf(info[at + 4], {n}, "momentumUpdate new value");
+      float* na = dataOf(info[at + 5], {n}, "momentumUpdate new accumulation");
 #pragma omp parallel for schedule(static) if (n >= kParallelElements)
       for (int64_t i = 0; i < n; i++) {
         const float acc = m * a[i] + g[i];

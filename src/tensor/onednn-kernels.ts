@@ -326,6 +326,8 @@ export interface OneDnnWithNorm extends OneDnn {
   equalBroadcast?(shape: number[], a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array): void;
   biasAdd?(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   relu?(x: Float32Array, y: Float32Array): void;
+  /** (momentum, scale, nesterov, then for each variable: its element count, value, accumulation, gradient, new value, new accumulation). */
+  momentumUpdate?(m: number, c: number, nesterov: boolean, ...variables: (number | Float32Array)[]): void;
   reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
 }
 
@@ -546,6 +548,7 @@ interface MomentumState {
 }
 const MOMENTUM_UPDATE = 'A2MomentumUpdate';
 let fusedMomentum = true;
+let momentumPatched = false;
 /** Whether MomentumOptimizer updates every variable in one addon call (the same bits either way). */
 export function setFusedMomentum(on: boolean): void {
   fusedMomentum = on;
@@ -558,8 +561,7 @@ export function setFusedMomentum(on: boolean): void {
  * same bits: tested), and assigns them as tfjs does.
  */
 export function registerOneDnnMomentum(addon: OneDnn): string[] {
-  const update = (addon as OneDnn & { momentumUpdate?: (m: number, c: number, nesterov: boolean, ...b: Float32Array[]) => void })
-    .momentumUpdate;
+  const update = (addon as OneDnnWithNorm).momentumUpdate;
   if (typeof update !== 'function') return [];
   tf.registerKernel({
     kernelName: MOMENTUM_UPDATE,
@@ -567,51 +569,79 @@ export function registerOneDnnMomentum(addon: OneDnn): string[] {
     kernelFunc: ({ inputs, backend, attrs }) => {
       const wasm = backend as BackendWasm;
       const { m, c, nesterov, count } = attrs as unknown as { m: number; c: number; nesterov: boolean; count: number };
-      const buffers: Float32Array[] = [];
-      const outputs: TensorInfo[] = [];
-      for (let i = 0; i < count; i++) {
+      const variables = Array.from({ length: count }, (_, i) => {
         const [value, accumulation, gradient] = ['v', 'a', 'g'].map((k) => (inputs as Record<string, TensorInfo>)[`${k}${i}`]);
-        if (gradient.shape.join() !== value.shape.join() || [value, accumulation, gradient].some((t) => t.dtype !== 'float32'))
-          throw new Error(`${MOMENTUM_UPDATE}: variable ${i}: gradient [${gradient.shape}] for a value [${value.shape}], float32 expected`);
-        const newValue = wasm.makeOutput(value.shape, 'float32');
-        const newAccumulation = wasm.makeOutput(value.shape, 'float32');
-        buffers.push(...[value, accumulation, gradient, newValue, newAccumulation].map((t) => view(wasm, t)));
-        outputs.push(newValue, newAccumulation);
+        const shape = value.shape.join();
+        if (accumulation.shape.join() !== shape || gradient.shape.join() !== shape)
+          throw new Error(
+            `${MOMENTUM_UPDATE}: variable ${i} is [${value.shape}], its accumulation [${accumulation.shape}], its gradient [${gradient.shape}]`,
+          );
+        if ([value, accumulation, gradient].some((t) => t.dtype !== 'float32'))
+          throw new Error(
+            `${MOMENTUM_UPDATE}: variable ${i}: float32 expected, found ${value.dtype}, ${accumulation.dtype}, ${gradient.dtype}`,
+          );
+        return [value, accumulation, gradient];
+      });
+      // Every output first, then the views: an allocation can grow the wasm heap and detach views taken before it.
+      const outputs = variables.flatMap(([value]) => [wasm.makeOutput(value.shape, 'float32'), wasm.makeOutput(value.shape, 'float32')]);
+      const args = variables.flatMap((tensors, i) => [
+        tf.util.sizeFromShape(tensors[0].shape),
+        ...[...tensors, outputs[2 * i], outputs[2 * i + 1]].map((t) => view(wasm, t)),
+      ]);
+      try {
+        update.call(addon, m, c, nesterov, ...args);
+      } catch (err) {
+        for (const out of outputs) wasm.disposeData(out.dataId);
+        throw err;
       }
-      update.call(addon, m, c, nesterov, ...buffers);
       return outputs;
     },
   });
+  if (momentumPatched) return [`${MOMENTUM_UPDATE} (MomentumOptimizer, every variable in one pass)`];
+  momentumPatched = true;
   const proto = tf.MomentumOptimizer.prototype;
   const shipped = proto.applyGradients;
   type VariableGradients = Parameters<typeof shipped>[0];
   proto.applyGradients = function (this: tf.MomentumOptimizer, variableGradients: VariableGradients) {
     if (!fusedMomentum || tf.getKernel(MOMENTUM_UPDATE, tf.getBackend()) === undefined) return shipped.call(this, variableGradients);
-    const state = this as unknown as MomentumState;
     const named: { name: string; tensor: tf.Tensor | null }[] = Array.isArray(variableGradients)
       ? variableGradients
       : Object.entries(variableGradients).map(([name, tensor]) => ({ name, tensor }));
+    // What tfjs's ops would cast or broadcast (int32 or broadcasting gradients), a name given twice
+    // (tfjs updates it twice, in turn) or an unknown one: left to tfjs, as they are.
+    const variables = tf.engine().registeredVariables;
+    const plain = named.every(
+      ({ name, tensor }, i) =>
+        variables[name] !== undefined &&
+        named.findIndex((n) => n.name === name) === i &&
+        (tensor == null || (tensor.dtype === 'float32' && !tensor.isDisposed && tensor.shape.join() === variables[name].shape.join())),
+    );
+    if (!plain) return shipped.call(this, variableGradients);
+    const state = this as unknown as MomentumState;
     const inputs: Record<string, tf.Tensor> = {};
     const updated: [tf.Variable, tf.Variable][] = [];
     named.forEach(({ name, tensor: gradient }, i) => {
-      const value = tf.engine().registeredVariables[name];
+      const value = variables[name];
       // As tfjs does: every variable gets its accumulation, even one without a gradient this time.
-      state.accumulations[i] ??= { originalName: `${name}/momentum`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+      const { variable: accumulation } = (state.accumulations[i] ??= {
+        originalName: `${name}/momentum`,
+        variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
+      });
       if (gradient == null) return;
-      const accumulation = state.accumulations[i]!.variable;
       const k = updated.length;
       Object.assign(inputs, { [`v${k}`]: value, [`a${k}`]: accumulation, [`g${k}`]: gradient });
       updated.push([value, accumulation]);
     });
-    tf.tidy(() => {
-      const [m, c] = [state.m.dataSync()[0], state.c.dataSync()[0]];
-      const attrs = { m, c, nesterov: state.useNesterov, count: updated.length };
-      const outputs = tf.engine().runKernel(MOMENTUM_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-      updated.forEach(([value, accumulation], k) => {
-        accumulation.assign(outputs[2 * k + 1]);
-        value.assign(outputs[2 * k]);
+    if (updated.length > 0)
+      tf.tidy(() => {
+        const [m, c] = [state.m.dataSync()[0], state.c.dataSync()[0]];
+        const attrs = { m, c, nesterov: state.useNesterov, count: updated.length };
+        const outputs = tf.engine().runKernel(MOMENTUM_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        updated.forEach(([value, accumulation], k) => {
+          accumulation.assign(outputs[2 * k + 1]);
+          value.assign(outputs[2 * k]);
+        });
       });
-    });
     state.incrementIterations();
   };
   return [`${MOMENTUM_UPDATE} (MomentumOptimizer, every variable in one pass)`];

@@ -403,46 +403,98 @@ test("max-pool's gradient without the forward's argmax (pooled again) gives the 
   assert.deepEqual(got, want);
 });
 
-test("MomentumOptimizer's one-pass update gives the bits of tfjs's own, Nesterov or not, NaN, ±0, ±∞ and subnormals included", async (t) => {
+test("MomentumOptimizer's one-pass update gives tfjs's own weights and accumulations, bit for bit, NaN where tfjs has NaN", async (t) => {
   const info = await initBackend('wasm');
   if (!info.kernels.some((k) => k.startsWith('A2MomentumUpdate'))) return t.skip('the addon has no momentum update here');
   const rng = makeRng(11);
   const specials = [Number.NaN, -0, 0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e-45, -3e-39, 1e-38, -1, 1];
+  // Specials anywhere in the array (both cores' shares), at other places in every array, so that they meet each other and finite values.
   const values = (n: number) =>
-    Float32Array.from({ length: n }, (_, i) => (i < specials.length ? specials[(i * 7) % specials.length] : 4 * rng() - 2));
-  // One variable above the size that splits the work over both cores; the third gets no gradient in step 2.
+    Float32Array.from({ length: n }, () => (rng() < 0.01 ? specials[Math.floor(rng() * specials.length)] : 4 * rng() - 2));
+  // The first variable splits its work over both cores; a variable without a gradient at steps 0 and 2.
   const sizes = [50_000, 37, 12];
   const start = sizes.map(values);
-  const gradients = [0, 1, 2].map(() => sizes.map(values));
-  const run = (fused: boolean, nesterov: boolean) => {
+  const gradients = [0, 1, 2, 3].map(() => sizes.map(values));
+  const missing = (step: number, i: number) => (step === 0 && i === 0) || (step === 2 && i === 1);
+  const run = async (fused: boolean, nesterov: boolean, asMap: boolean) => {
     setFusedMomentum(fused);
-    const variables = start.map((v, i) => tf.variable(tf.tensor1d(v), true, `momentum-test-${fused}-${nesterov}-${i}`));
+    const variables = start.map((v, i) => tf.variable(tf.tensor1d(v), true, `momentum-test-${fused}-${nesterov}-${asMap}-${i}`));
     const optimizer = tf.train.momentum(0.1, 0.9, nesterov);
-    gradients.forEach((step, s) => {
-      if (s === 2) optimizer.setLearningRate(0.0371);
-      const named = variables.map((v, i) => ({ name: v.name, tensor: s === 1 && i === 2 ? null : tf.tensor1d(step[i]) }));
+    const kernels = new Set<string>();
+    for (const [s, step] of gradients.entries()) {
+      if (s === 3) optimizer.setLearningRate(0.0371);
+      const named = variables.map((v, i) => ({ name: v.name, tensor: missing(s, i) ? null : tf.tensor1d(step[i]) }));
+      const given = asMap ? Object.fromEntries(named.map((n) => [n.name, n.tensor])) : named;
       // tfjs skips a variable whose gradient is null (its declared type has no room for one).
-      optimizer.applyGradients(named as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+      const apply = () => optimizer.applyGradients(given as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+      if (s === 1) for (const k of (await tf.profile(apply)).kernelNames) kernels.add(k);
+      else apply();
       tf.dispose(named.map((n) => n.tensor).filter((g) => g !== null));
-    });
-    const result = variables.map((v) => v.dataSync().slice());
-    tf.dispose(variables);
-    optimizer.dispose();
-    return result;
+    }
+    return { variables, optimizer, kernels };
+  };
+  const weightsOf = async ({ variables, optimizer }: Awaited<ReturnType<typeof run>>) => {
+    const state = await optimizer.getWeights();
+    return [...variables.map((v) => ({ name: v.name.replace(/-true-|-false-/, '-'), tensor: v })), ...state];
   };
   try {
-    for (const nesterov of [true, false]) {
-      const [want, got] = [run(false, nesterov), run(true, nesterov)];
-      want.forEach((w, i) => {
-        const differing = w.findIndex((value, j) => !Object.is(value, got[i][j]));
-        assert.equal(
-          differing,
-          -1,
-          `nesterov ${nesterov}, variable ${i}: element ${differing} is ${got[i][differing]}, tfjs gives ${w[differing]}`,
+    for (const nesterov of [true, false])
+      for (const asMap of [false, true]) {
+        // tfjs's optimizer leaves its learning-rate scalars behind when disposed: each path must leave no more.
+        const left: number[] = [];
+        const runs: { weights: { name: string; tensor: tf.Tensor }[]; kernels: Set<string> }[] = [];
+        for (const fused of [false, true]) {
+          const before = tf.memory().numTensors;
+          const r = await run(fused, nesterov, asMap);
+          const weights = (await weightsOf(r)).map((w) => ({ name: w.name, tensor: tf.keep(w.tensor.clone()) }));
+          tf.dispose(r.variables);
+          r.optimizer.dispose();
+          runs.push({ weights, kernels: r.kernels });
+          left.push(tf.memory().numTensors - before - weights.length);
+        }
+        const [shipped, fused] = runs;
+        assert.ok(
+          fused.kernels.has('A2MomentumUpdate') && !shipped.kernels.has('A2MomentumUpdate'),
+          'the fused path ran the one kernel, the other did not',
         );
-      });
-    }
+        assert.equal(left[1], left[0], 'tensors left behind: the fused path against tfjs');
+        const [want, got] = [shipped.weights, fused.weights];
+        assert.equal(got.length, want.length, 'as many weights (variables, iterations, accumulations)');
+        want.forEach((w, i) => {
+          const [wv, gv] = [w.tensor.dataSync(), got[i].tensor.dataSync()];
+          assert.deepEqual(got[i].tensor.shape, w.tensor.shape);
+          const differing = wv.findIndex((value, j) => !Object.is(value, gv[j]));
+          assert.equal(
+            differing,
+            -1,
+            `nesterov ${nesterov}, map ${asMap}, weight ${i} (${w.name}): element ${differing} is ${gv[differing]}, tfjs gives ${wv[differing]}`,
+          );
+        });
+        tf.dispose([...want, ...got].map((w) => w.tensor));
+      }
   } finally {
     setFusedMomentum(true);
   }
+});
+
+test("MomentumOptimizer leaves to tfjs what its ops would cast or broadcast, with tfjs's results", async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith('A2MomentumUpdate'))) return t.skip('the addon has no momentum update here');
+  const results = [true, false].map((fused) => {
+    setFusedMomentum(fused);
+    const [w, b] = [
+      tf.variable(tf.tensor1d([1, 2, 3]), true, `cast-${fused}-w`),
+      tf.variable(tf.tensor1d([4, 5]), true, `cast-${fused}-b`),
+    ];
+    const optimizer = tf.train.momentum(0.5, 0.9, true);
+    // An int32 gradient and a scalar one for a vector: tfjs casts and broadcasts them.
+    const grads = { [w.name]: tf.tensor1d([1, -1, 2], 'int32'), [b.name]: tf.scalar(0.25) };
+    optimizer.applyGradients(grads as unknown as Parameters<typeof optimizer.applyGradients>[0]);
+    const out = [w, b].map((v) => Array.from(v.dataSync()));
+    tf.dispose([w, b, ...Object.values(grads)]);
+    optimizer.dispose();
+    return out;
+  });
+  setFusedMomentum(true);
+  assert.deepEqual(results[0], results[1]);
 });
