@@ -623,10 +623,8 @@ export function registerOneDnnMomentum(addon: OneDnn): string[] {
     named.forEach(({ name, tensor: gradient }, i) => {
       const value = variables[name];
       // As tfjs does: every variable gets its accumulation, even one without a gradient this time.
-      const { variable: accumulation } = (state.accumulations[i] ??= {
-        originalName: `${name}/momentum`,
-        variable: tf.tidy(() => tf.zerosLike(value).variable(false)),
-      });
+      state.accumulations[i] ??= { originalName: `${name}/momentum`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+      const accumulation = state.accumulations[i].variable;
       if (gradient == null) return;
       const k = updated.length;
       Object.assign(inputs, { [`v${k}`]: value, [`a${k}`]: accumulation, [`g${k}`]: gradient });
