@@ -1,0 +1,57 @@
+// Gradients a2 changes over tfjs's: a Conv2D layer without bias or activation runs the plain conv2d
+// op, so the tape computes its input's gradient only where it leads to a weight (never for the
+// data), with the very bits of tfjs-layers' own call.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
+
+await initBackend('wasm', { precision: 'fp32' });
+
+const [Conv2D] = tf.serialization.SerializationMap.getMap().classNameMap.Conv2D;
+/** tfjs-layers' own Conv2D call (a2 puts its own on Conv2D's prototype, over this inherited one). */
+const tfjsCall = Object.getPrototypeOf(Conv2D.prototype).call;
+
+test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no gradient for the data", async () => {
+  const rng = makeRng(12);
+  const values = (n: number) => Float32Array.from({ length: n }, () => 2 * rng() - 1);
+  const x = tf.tensor4d(values(4 * 9 * 9 * 3), [4, 9, 9, 3]);
+  const labels = tf.oneHot(tf.tensor1d([0, 3, 1, 2], 'int32'), 5).toFloat();
+  const build = () => {
+    const input = tf.input({ shape: [9, 9, 3] });
+    let h = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false }).apply(input) as tf.SymbolicTensor;
+    h = tf.layers.conv2d({ filters: 6, kernelSize: 2, strides: 2, padding: 'valid', useBias: false }).apply(h) as tf.SymbolicTensor;
+    // A layer with bias and ReLU keeps tfjs's fused op.
+    h = tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+    return tf.model({ inputs: input, outputs: h });
+  };
+  for (const backend of ['wasm', 'cpu']) {
+    await tf.setBackend(backend);
+    const [ours, theirs] = [build(), build()];
+    theirs.setWeights(ours.getWeights());
+    for (const layer of theirs.layers) if (layer.getClassName() === 'Conv2D') (layer as unknown as { call: unknown }).call = tfjsCall;
+    const run = async (model: tf.LayersModel) => {
+      const f = () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar;
+      let result: Float32Array[] = [];
+      const profile = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(f);
+        result = [value, ...Object.values(grads), model.predict(x) as tf.Tensor].map((t) => t.dataSync() as Float32Array);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      return { result, inputGradients: profile.kernels.filter((k) => k.name === 'Conv2DBackpropInput').length };
+    };
+    const [mine, tfjs] = [await run(ours), await run(theirs)];
+    assert.equal(mine.result.length, tfjs.result.length);
+    tfjs.result.forEach((want, i) => {
+      const differing = want.findIndex((w, j) => !Object.is(w, mine.result[i][j]));
+      assert.equal(differing, -1, `${backend}: output ${i} (loss, gradients, prediction), element ${differing}`);
+    });
+    // tfjs's fused op computes all three input gradients; the first layer's is the data's, and unused.
+    assert.equal(tfjs.inputGradients, 3, `${backend}: tfjs-layers' call`);
+    assert.equal(mine.inputGradients, 2, `${backend}: a2's call skips the data's gradient`);
+    ours.dispose();
+    theirs.dispose();
+  }
+  await tf.setBackend('wasm');
+  tf.dispose([x, labels]);
+});
