@@ -36,7 +36,8 @@ export function batchNormTraining(
       .engine()
       .runKernel(BATCH_NORM_TRAIN, { x: input, scale, offset: shift }, { epsilon, relu }) as tf.Tensor[];
     save(mask ? [input, scale, shift, mean, variance, mask] : [input, scale, shift, mean, variance]);
-    stats = [tf.keep(mean.clone()), tf.keep(variance.clone())];
+    // The engine saves its own copies for the gradient: these leave the op as they are.
+    stats = [tf.keep(mean), tf.keep(variance)];
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
