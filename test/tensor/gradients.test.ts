@@ -3,13 +3,10 @@
 // data), with the very bits of tfjs-layers' own call.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { tfjsConv2DCall } from '../../src/tensor/gradients.js';
 import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
 
 await initBackend('wasm', { precision: 'fp32' });
-
-const [Conv2D] = tf.serialization.SerializationMap.getMap().classNameMap.Conv2D;
-/** tfjs-layers' own Conv2D call (a2 puts its own on Conv2D's prototype, over this inherited one). */
-const tfjsCall = Object.getPrototypeOf(Conv2D.prototype).call;
 
 test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no gradient for the data", async () => {
   const rng = makeRng(12);
@@ -20,6 +17,7 @@ test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no g
     const input = tf.input({ shape: [9, 9, 3] });
     let h = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false }).apply(input) as tf.SymbolicTensor;
     h = tf.layers.conv2d({ filters: 6, kernelSize: 2, strides: 2, padding: 'valid', useBias: false }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.conv2d({ filters: 7, kernelSize: 3, strides: 2, padding: 'same', useBias: false }).apply(h) as tf.SymbolicTensor;
     // A layer with bias and ReLU keeps tfjs's fused op.
     h = tf.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(h) as tf.SymbolicTensor;
     h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
@@ -29,16 +27,20 @@ test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no g
     await tf.setBackend(backend);
     const [ours, theirs] = [build(), build()];
     theirs.setWeights(ours.getWeights());
-    for (const layer of theirs.layers) if (layer.getClassName() === 'Conv2D') (layer as unknown as { call: unknown }).call = tfjsCall;
+    for (const layer of theirs.layers) if (layer.getClassName() === 'Conv2D') (layer as unknown as { call: unknown }).call = tfjsConv2DCall;
     const run = async (model: tf.LayersModel) => {
       const f = () => tf.losses.softmaxCrossEntropy(labels, model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar;
       let result: Float32Array[] = [];
+      const before = tf.memory().numTensors;
       const profile = await tf.profile(() => {
         const { value, grads } = tf.variableGrads(f);
-        result = [value, ...Object.values(grads), model.predict(x) as tf.Tensor].map((t) => t.dataSync() as Float32Array);
-        tf.dispose([value, ...Object.values(grads)]);
+        const outputs = [value, ...Object.values(grads), model.predict(x) as tf.Tensor];
+        result = outputs.map((t) => t.dataSync() as Float32Array);
+        tf.dispose(outputs);
       });
-      return { result, inputGradients: profile.kernels.filter((k) => k.name === 'Conv2DBackpropInput').length };
+      assert.equal(tf.memory().numTensors, before, `${backend}: no tensor left behind`);
+      const count = (name: string) => profile.kernels.filter((k) => k.name === name).length;
+      return { result, inputGradients: count('Conv2DBackpropInput'), filterGradients: count('Conv2DBackpropFilter') };
     };
     const [mine, tfjs] = [await run(ours), await run(theirs)];
     assert.equal(mine.result.length, tfjs.result.length);
@@ -46,9 +48,10 @@ test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no g
       const differing = want.findIndex((w, j) => !Object.is(w, mine.result[i][j]));
       assert.equal(differing, -1, `${backend}: output ${i} (loss, gradients, prediction), element ${differing}`);
     });
-    // tfjs's fused op computes all three input gradients; the first layer's is the data's, and unused.
-    assert.equal(tfjs.inputGradients, 3, `${backend}: tfjs-layers' call`);
-    assert.equal(mine.inputGradients, 2, `${backend}: a2's call skips the data's gradient`);
+    // tfjs's fused op computes all four input gradients; the first layer's is the data's, and unused.
+    assert.equal(tfjs.inputGradients, 4, `${backend}: tfjs-layers' call`);
+    assert.equal(mine.inputGradients, 3, `${backend}: a2's call skips the data's gradient`);
+    assert.deepEqual([mine.filterGradients, tfjs.filterGradients], [4, 4], `${backend}: every kernel's gradient`);
     ours.dispose();
     theirs.dispose();
   }
