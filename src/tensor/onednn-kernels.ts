@@ -57,8 +57,10 @@ const addonPrecision = () => (convPrecision === 'bf16' ? 'bf16' : 'f32');
 
 const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/Release/a2_onednn.node');
 
-// Measured on the q5 net (2 cores): ~38 images/s on a2's composite kernels, ~340 with oneDNN.
-const WITHOUT_ONEDNN = "wasm uses a2's composite conv kernels, so conv nets train about 9x slower (q5: ~38 instead of ~340 images/s)";
+// Measured on the q5 net (2 cores, batch 128, one after the other in the same minutes, session 9):
+// 17-24 images/s on a2's composite kernels, 251 with oneDNN in fp32, 464 in bf16.
+const WITHOUT_ONEDNN =
+  "wasm uses a2's composite conv kernels, so conv nets train 12-25x slower (q5 net, 2 cores: ~20 images/s instead of ~250 in fp32 and ~460 in bf16)";
 const GET_ONEDNN = 'to get it: npm run setup (Debian/Ubuntu; or apt-get install libdnnl-dev, then npm run build:native)';
 
 // The addon's calling convention these kernels speak (native/onednn.cc exports its own as `abi`).
