@@ -902,9 +902,9 @@ Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
 }
 
 // momentumUpdate(momentum, scale, nesterov, [elements, value, accumulation, gradient, newValue,
-// newAccumulation] for each variable, every buffer checked to hold `elements` floats): tfjs's MomentumOptimizer update for every variable in one
-// call, each element's arithmetic as its ops do it (one f32 rounding per op, in their order, so
-// the bits match): a' = m·a + g; v' = c·(g + a'·m) + v with Nesterov, else v' = c·a' + v, where
+// newAccumulation] for each variable, every buffer checked to hold `elements` floats): tfjs's
+// MomentumOptimizer update for every variable in one call, each element's arithmetic as its ops
+// do it (one f32 rounding per op, in their order, so the bits match): a' = m·a + g; v' = c·(g + a'·m) + v with Nesterov, else v' = c·a' + v, where
 // c = −learning rate. m and c are the f32 scalars the optimizer holds.
 Napi::Value MomentumUpdate(const Napi::CallbackInfo& info) {
   return guarded(info, [&](Napi::Env env) -> Napi::Value {

@@ -78,7 +78,8 @@ let onednnLoaded: { bf16Native?: boolean } | undefined;
 // One rung of the auto ladder: 'wasm+onednn' is wasm only when the oneDNN accelerator loads.
 type Rung = BackendName | 'wasm+onednn';
 // GPU first (only on a real GPU); then the fastest CPU path measured here (wasm + oneDNN: q5 ~250
-// img/s in fp32, ~460 in bf16, vs ~20 for wasm's own kernels); then libtensorflow on the CPU; then the plain fallbacks.
+// img/s in fp32, ~460 in bf16, vs ~20 for wasm's own kernels); then libtensorflow on the CPU; then
+// the plain fallbacks.
 const AUTO_ORDER: Rung[] = ['tensorflow-gpu', 'wasm+onednn', 'tensorflow', 'wasm', 'cpu'];
 
 /** fp32 or bf16 for the convolutions: bf16 needs the oneDNN accelerator; auto picks it where the CPU multiplies bf16 natively. */

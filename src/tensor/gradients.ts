@@ -45,9 +45,10 @@ interface Conv2DLayer {
 /**
  * tfjs-layers' Conv2D always runs tfjs's fused conv op, whose gradient computes the gradient of the
  * layer's input whether or not anything needs it: for a net's first layer, whose input is the data,
- * that is a whole convolution thrown away (4.8 ms of a q5 step; the step ~5% faster without it). Without bias or activation the
- * plain conv2d op runs the same kernels (Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter) with
- * a gradient per input, which the tape computes only where it leads to a weight: the same bits.
+ * that is a whole convolution thrown away (4.8 ms of a q5 step; the step ~5% faster without it).
+ * Without bias or activation the plain conv2d op runs the same kernels (Conv2D,
+ * Conv2DBackpropInput, Conv2DBackpropFilter) with a gradient per input, which the tape computes
+ * only where it leads to a weight: the same bits.
  */
 function conv2dWithoutUnusedGradients(): boolean {
   const [Conv2D] = tf.serialization.SerializationMap.getMap().classNameMap.Conv2D ?? [];

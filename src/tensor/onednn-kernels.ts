@@ -328,9 +328,9 @@ export interface OneDnnWithNorm extends OneDnn {
   equalBroadcast?(shape: number[], a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Uint8Array): void;
   biasAdd?(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   relu?(x: Float32Array, y: Float32Array): void;
+  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** (momentum, scale, nesterov, then for each variable: its element count, value, accumulation, gradient, new value, new accumulation). */
   momentumUpdate?(m: number, c: number, nesterov: boolean, ...variables: (number | Float32Array)[]): void;
-  reluGrad?(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
 }
 
 /** MaxPool and MaxPoolGrad through the addon (both cores, vectorised: 2×2/2 in its own loops, other shapes in oneDNN) instead of wasm's and a2's single-threaded loops. */
