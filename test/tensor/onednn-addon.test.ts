@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BATCH_NORM_INFERENCE, BatchNorm } from '../../src/tensor/batch-norm.js';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { initBackend, makeRng, tf } from '../../src/tensor/index.js';
 import { type OneDnnWithNorm, loadOneDnn, setFusedMomentum } from '../../src/tensor/onednn-kernels.js';
 
@@ -497,4 +498,43 @@ test("MomentumOptimizer leaves to tfjs what its ops would cast or broadcast, wit
   });
   setFusedMomentum(true);
   assert.deepEqual(results[0], results[1]);
+});
+
+test('the one-pass momentum update stays right when allocating its outputs grows the wasm heap', async (t) => {
+  const info = await initBackend('wasm');
+  if (!info.kernels.some((k) => k.startsWith('A2MomentumUpdate'))) return t.skip('the addon has no momentum update here');
+  const heapBytes = () => ((tf.backend() as BackendWasm).wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8.buffer.byteLength;
+  const [m, c] = [0.9, -0.1];
+  // Outputs of 128 MB each: more than the ≤96 MB emscripten over-allocates when the inputs grow
+  // the heap; a larger free block left by an earlier test only means a second try at twice the size.
+  let grew = false;
+  for (let n = 32 << 20; !grew && n <= 64 << 20; n *= 2) {
+    // Made in JS, so that no freed intermediate leaves room for the outputs.
+    const pattern = (k: number, scale: number, offset: number) =>
+      tf.tensor1d(Float32Array.from({ length: n }, (_, j) => (j % k) * scale - offset));
+    const [value, accumulation, gradient] = [pattern(7, 0.75, 2), pattern(5, 0.5, 1), pattern(3, 1.25, 1.3)];
+    const before = heapBytes();
+    const [newValue, newAccumulation] = tf
+      .engine()
+      .runKernel('A2MomentumUpdate', { v0: value, a0: accumulation, g0: gradient }, { m, c, nesterov: true, count: 1 }) as tf.Tensor[];
+    grew = heapBytes() > before;
+    if (grew) {
+      // tfjs's MomentumOptimizer (Nesterov), op by op.
+      const [wantValue, wantAccumulation] = tf.tidy(() => {
+        const acc = tf.add(tf.mul(tf.scalar(m), accumulation), gradient);
+        return [tf.add(tf.mul(tf.scalar(c), tf.add(gradient, tf.mul(acc, tf.scalar(m)))), value), acc];
+      });
+      for (const [name, got, want] of [
+        ['value', newValue, wantValue],
+        ['accumulation', newAccumulation, wantAccumulation],
+      ] as const) {
+        const [g, w] = [got.dataSync(), want.dataSync()];
+        const differing = (w as Float32Array).findIndex((x, j) => !Object.is(x, g[j]));
+        assert.equal(differing, -1, `${name} of ${n} elements: element ${differing} is ${g[differing]}, tfjs gives ${w[differing]}`);
+      }
+      tf.dispose([wantValue, wantAccumulation]);
+    }
+    tf.dispose([value, accumulation, gradient, newValue, newAccumulation]);
+  }
+  assert.ok(grew, 'the heap grew while the kernel allocated its outputs (else this test tests nothing)');
 });
