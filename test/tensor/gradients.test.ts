@@ -58,3 +58,42 @@ test("a Conv2D layer without bias or activation gives tfjs-layers' bits and no g
   await tf.setBackend('wasm');
   tf.dispose([x, labels]);
 });
+
+test("Conv2D layers loaded from JSON, dilated ones too, predict tfjs-layers' bits; a dilated layer's gradient fails as tfjs's does", async () => {
+  const rng = makeRng(13);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 2 * 11 * 11 * 4 }, () => 2 * rng() - 1),
+    [2, 11, 11, 4],
+  );
+  const input = tf.input({ shape: [11, 11, 4] });
+  let h = tf.layers
+    .conv2d({ filters: 6, kernelSize: 3, dilationRate: 2, padding: 'same', useBias: false })
+    .apply(input) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ filters: 5, kernelSize: 3, dilationRate: [2, 3], padding: 'valid', useBias: false }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.conv2d({ filters: 3, kernelSize: 2, strides: [1, 2], padding: 'valid', useBias: false }).apply(h) as tf.SymbolicTensor;
+  const built = tf.model({ inputs: input, outputs: h });
+  const json = built.toJSON(null, false) as tf.serialization.ConfigDict;
+  for (const backend of ['wasm', 'cpu']) {
+    await tf.setBackend(backend);
+    const [ours, theirs] = [await tf.models.modelFromJSON(json), await tf.models.modelFromJSON(json)];
+    ours.setWeights(built.getWeights());
+    theirs.setWeights(built.getWeights());
+    for (const layer of theirs.layers) if (layer.getClassName() === 'Conv2D') (layer as unknown as { call: unknown }).call = tfjsConv2DCall;
+    const [mine, tfjs] = [ours, theirs].map((m) => tf.tidy(() => (m.predict(x) as tf.Tensor).dataSync() as Float32Array));
+    assert.equal(tfjs.length, 2 * 6 * 2 * 3, `${backend}: the dilated and strided output's size`);
+    const differing = tfjs.findIndex((w, j) => !Object.is(w, mine[j]));
+    assert.equal(differing, -1, `${backend}: prediction element ${differing}`);
+    // tfjs has no gradient for a dilated convolution: both calls must say so, not compute something else.
+    for (const model of [ours, theirs])
+      assert.throws(
+        () => tf.variableGrads(() => tf.sum(model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar),
+        /dilation rates greater than 1/,
+        `${backend}: ${model === ours ? "a2's" : "tfjs-layers'"} call`,
+      );
+    ours.dispose();
+    theirs.dispose();
+  }
+  await tf.setBackend('wasm');
+  built.dispose();
+  x.dispose();
+});
