@@ -183,10 +183,23 @@ export function lineChart(opts: {
 }
 
 /** One horizontal bar per labelled value, its value printed at the end, in the given order. */
-export function barChart(opts: { title: string; rows: { label: string; value: number }[]; axis: string; format?: string }): TopLevelSpec {
+export function barChart(opts: {
+  title: string;
+  rows: { label: string; value: number }[];
+  axis: string;
+  format?: string;
+  /** The value axis's range, where differences are small against the values (the bars then start at its low end). */
+  domain?: [number, number];
+}): TopLevelSpec {
   const y = { field: 'label', type: 'nominal', sort: null, title: null };
   const percent = (opts.format ?? '.2%').endsWith('%');
-  const x = { field: 'value', type: 'quantitative', title: opts.axis, ...(percent ? { axis: { format: '%' } } : {}) };
+  const x = {
+    field: 'value',
+    type: 'quantitative',
+    title: opts.axis,
+    ...(percent ? { axis: { format: '%' } } : {}),
+    ...(opts.domain ? { scale: { domain: opts.domain, zero: false, clamp: true } } : {}),
+  };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: opts.title,

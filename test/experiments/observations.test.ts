@@ -6,7 +6,7 @@ import { type AutoencoderFacts, observations as autoencoderObservations } from '
 import { RECIPE, type EpochRecord } from '../../experiments/cifar.js';
 import { type Q1Facts, adam, bumpGrad, gradientDescent, momentPanel, observations as q1Observations } from '../../experiments/q1-adam.js';
 import { observations as q3Observations } from '../../experiments/q3-mean-latent.js';
-import { type AblationFacts, observations as ablationObservations } from '../../experiments/q5-ablations.js';
+import { type AblationFacts, observations as ablationObservations, experiment as ablations } from '../../experiments/q5-ablations.js';
 import {
   type FinalTest,
   type Q5Facts,
@@ -80,9 +80,19 @@ test("q5-cifar: the epochs' seconds split into the steps, the rest of the loop a
   assert.doesNotMatch(older, /training steps/);
 });
 
-test('q5-cifar: "lost in generalising" only when training accuracy is clearly above test accuracy', () => {
+test('q5-cifar: what one view misses is split into what training misses too and what only unseen images lose; "generalising" as the larger part only when it is', () => {
   const ahead = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.97, 0.91)]));
-  assert.match(ahead, /lost in generalising/);
+  assert.match(
+    ahead,
+    /Of the 9\.00 points one view misses, 3\.00 points are missed on the training images too \(as measured\) and 6\.00 points are lost only on unseen ones: most of the missing points are lost in generalising\./,
+  );
+  // The committed run's last epoch: training 92.81%, one view 91.27%: most points are missed in training too.
+  const close = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.9281, 0.9127)]));
+  assert.match(
+    close,
+    /Of the 8\.73 points one view misses, 7\.19 points are missed on the training images too \(as measured\) and 1\.54 points are lost only on unseen ones: most of the missing points are not fitted even on training images/,
+  );
+  assert.doesNotMatch(close, /most of the missing points are lost in generalising/);
   assert.match(ahead, /At or above the 90% target/);
   assert.match(
     ahead,
@@ -305,15 +315,27 @@ test('q5-ablations: verdicts are read against seed noise only when the recipe ra
     trainImages: 50000,
     testImages: 10000,
     results: [variant('recipe', 0.8), variant('recipe, next seed', 0.79), variant('no flip', 0.7, { flip: false })],
-    noisePoints: 1,
     differsFromRecipe: ['epochs'],
   };
   const withSeeds = ablationObservations(facts);
-  assert.match(withSeeds, /no flip: 70\.00% \(-10\.00 points, lower: the part helps\)/);
+  assert.match(withSeeds, /no flip: 70\.00% \(-10\.00 points, lower by more than the seeds differ: the part helps at this budget\)/);
+  assert.match(withSeeds, /seed-to-seed difference 1\.00 points \(1\.00 without test-time augmentation\)/);
   assert.match(withSeeds, /not ablated/);
   const close = ablationObservations({ ...facts, results: [facts.results[0], facts.results[1], variant('no flip', 0.795, {})] });
   assert.doesNotMatch(close, /the part helps/);
-  const oneSeed = ablationObservations({ ...facts, results: [facts.results[0], facts.results[2]], noisePoints: 0 });
+  // The seeds agree with the test-time views but not on one view: the wider spread is the noise.
+  const spreadOnOneView = ablationObservations({
+    ...facts,
+    results: [
+      { ...variant('recipe', 0.8), testAccNoTta: 0.79 },
+      { ...variant('recipe, next seed', 0.799), testAccNoTta: 0.77 },
+      variant('no flip', 0.79, { flip: false }),
+    ],
+  });
+  assert.match(spreadOnOneView, /seed-to-seed difference 0\.10 points \(2\.00 without test-time augmentation\)/);
+  assert.match(spreadOnOneView, /only beyond the wider spread, 2\.00 points/);
+  assert.match(spreadOnOneView, /no flip: 79\.00% \(-1\.00 points, within the seeds' spread: not shown at one run each\)/);
+  const oneSeed = ablationObservations({ ...facts, results: [facts.results[0], facts.results[2]] });
   assert.doesNotMatch(oneSeed, /seed-to-seed|the part helps/);
   assert.match(oneSeed, /one seed only/);
   const fullBudget = ablationObservations({ ...facts, epochs: RECIPE.epochs, differsFromRecipe: [] });
@@ -358,4 +380,14 @@ test('q5-subsets: "above at every size" and "rises with every increase" only whe
   );
   assert.match(contradicted, /not above test accuracy at every subset size/);
   assert.match(contradicted, /does not rise at every step/);
+});
+
+test('q5-ablations: the one-line summary names the biggest drop only where a variant fell below the recipe', () => {
+  const metrics = (accs: number[]) =>
+    ({
+      seedToSeedPoints: 0.5,
+      variants: accs.map((testAcc, i) => ({ ...variant(i === 0 ? 'recipe' : `variant ${i}`, testAcc), trainAcc: 0.9, epochs: [] })),
+    }) as unknown as Parameters<NonNullable<typeof ablations.headline>>[0];
+  assert.equal(ablations.headline?.(metrics([0.8, 0.79, 0.75])), 'recipe 80.00% (seeds differ 0.50); biggest drop: variant 2 -5.00 points');
+  assert.equal(ablations.headline?.(metrics([0.8, 0.8, 0.81])), 'recipe 80.00% (seeds differ 0.50); no variant below the recipe');
 });
