@@ -154,8 +154,20 @@ function tfjsOps(x: Float32Array, { N, C, L }: Dims, w: Kernel, weight: PtTensor
 
 // ---- inputs ------------------------------------------------------------------------------
 
-function locateDefault(ctx: RunContext, name: string): string | undefined {
-  return [path.join(ctx.dataDir, 'q4', name), path.join(ctx.dataDir, 'assignment-q4', name)].find(existsSync);
+/**
+ * The assignment's file from the data folder (<data>/assignment-q4/ or <data>/q4/). They came
+ * with the assignment and no mirror has them, so a missing one stops the run: results from
+ * made-up inputs would pass for Q4's answers.
+ */
+function locateDefault(ctx: RunContext, name: string, flag: string): string {
+  const places = [path.join(ctx.dataDir, 'assignment-q4', name), path.join(ctx.dataDir, 'q4', name)];
+  const found = places.find(existsSync);
+  if (found) return found;
+  throw new InputError(
+    places[0],
+    `the assignment's ${name} (there or in ${path.dirname(places[1])}/; the data folder from --data-dir, else $A2_DATA_DIR, else data/; or give ${flag} FILE)`,
+    'no such file',
+  );
 }
 
 /** PyTorch's Linear init: weight and bias ~ U(−1/√in, 1/√in), here from the run's seed. */
@@ -194,9 +206,8 @@ async function run(config: Config, ctx: RunContext) {
       `--linear-bias needs --linear-weight (the generated Linear layer comes with its own seeded bias); give both, or neither`,
     );
   const notes: string[] = [];
-  let input: PtTensor, filter: PtTensor;
-  const inputFile = config.input || locateDefault(ctx, 'pixel_input.pt');
-  const filterFile = config.filter || locateDefault(ctx, 'filter.pt');
+  const inputFile = config.input || locateDefault(ctx, 'pixel_input.pt', '--input');
+  const filterFile = config.filter || locateDefault(ctx, 'filter.pt', '--filter');
   /** Reads a .pt; a float64 or float16 one is converted to float32 (what every op here computes in), with a note. */
   const read = (file: string): PtTensor => {
     const tensor = readPt(file);
@@ -204,26 +215,16 @@ async function run(config: Config, ctx: RunContext) {
       notes.push(`${file} holds ${tensor.dtype} values: converted to float32 (as PyTorch's .float()), the type every op here computes in`);
     return tensor;
   };
-  if (inputFile) input = read(inputFile);
-  else {
-    const rng = makeRng(ctx.seed);
-    input = { shape: [1, 1, 32], data: f32(Array.from({ length: 32 }, () => rng())) };
-    notes.push('pixel_input.pt not found in the data folder: used a seeded random (1,1,32) input, saved as pixel_input.pt');
-  }
-  if (filterFile) filter = read(filterFile);
-  else {
-    const rng = makeRng(ctx.seed + 1);
-    filter = { shape: [3, 1, 1], data: f32(Array.from({ length: 3 }, () => rng() * 2 - 1)) };
-    notes.push('filter.pt not found in the data folder: used a seeded random (3,1,1) filter, saved as filter.pt');
-  }
+  const input = read(inputFile);
+  const filter = read(filterFile);
   const [N, C, L] = input.shape;
   // L ≥ 2 for the pools' windows of 2; N·L ≥ 2 because BatchNorm1d in training needs more than one value per channel.
   if (input.shape.length !== 3 || N < 1 || C < 1 || L < 2) {
-    throw new InputError(inputFile ?? 'pixel_input.pt', 'an (N, C, L) tensor with N, C ≥ 1 and L ≥ 2', `shape ${shapeText(input.shape)}`);
+    throw new InputError(inputFile, 'an (N, C, L) tensor with N, C ≥ 1 and L ≥ 2', `shape ${shapeText(input.shape)}`);
   }
   const dims: Dims = { N, C, L };
   const x = input.data;
-  const { kernel, singleKernel } = convKernel(filter, C, L, filterFile ?? 'filter.pt');
+  const { kernel, singleKernel } = convKernel(filter, C, L, filterFile);
 
   let weight: PtTensor, bias: PtTensor;
   if (config.linearWeight) {
@@ -276,7 +277,7 @@ async function run(config: Config, ctx: RunContext) {
     tfjsEvalOutput: Array.from(t.evalOutput),
     evalMaxAbsDiff: maxAbsDiff(t.evalOutput, bn.evalOutput),
   });
-  const filterName = path.basename(filterFile ?? 'filter.pt');
+  const filterName = path.basename(filterFile);
   Object.assign(
     ops.conv1d,
     { weightShape: kernel.shape },
@@ -305,8 +306,8 @@ async function run(config: Config, ctx: RunContext) {
   const worst = Math.max(...Object.values(ops).map((o) => (o as { maxAbsDiff: number }).maxAbsDiff));
   return {
     inputs: {
-      input: inputFile ?? 'generated',
-      filter: filterFile ?? 'generated',
+      input: inputFile,
+      filter: filterFile,
       linear: config.linearWeight || `seeded U(±1/√${L}), ${weight.shape[0]}×${L}`,
     },
     inputShape: [N, C, L],

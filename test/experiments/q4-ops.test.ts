@@ -176,3 +176,27 @@ test('inputs, filters and Linear layers of the wrong shape are refused in one li
     assert.match(failure ?? lines.join('\n'), message);
   }
 });
+
+test("without the assignment's files in the data folder q4-ops stops naming the file and where it looked: exit 1, nothing written", async () => {
+  const data = tempDir();
+  for (const [args, missing] of [
+    [[], 'pixel_input.pt'],
+    [['--input', path.join(DATA_DIR, 'assignment-q4', 'pixel_input.pt')], 'filter.pt'],
+  ] as const) {
+    const out = tempDir();
+    const { code, lines } = await a2('run', 'q4-ops', '--data-dir', data, '--out', out, ...args);
+    assert.equal(code, 1, lines.join('\n'));
+    const failure = lines.find((l) => l.includes('FAILED')) ?? lines.join('\n');
+    assert.ok(
+      failure.includes(
+        `${path.join(data, 'assignment-q4', missing)}: expected the assignment's ${missing} (there or in ${path.join(data, 'q4')}/`,
+      ),
+      failure,
+    );
+    assert.match(failure, new RegExp(`give --${missing === 'filter.pt' ? 'filter' : 'input'} FILE\\), found no such file`));
+    assert.deepEqual(
+      readdirSync(out).filter((f) => f !== '.partial'),
+      [],
+    );
+  }
+});
