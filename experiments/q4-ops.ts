@@ -206,8 +206,6 @@ async function run(config: Config, ctx: RunContext) {
       `--linear-bias needs --linear-weight (the generated Linear layer comes with its own seeded bias); give both, or neither`,
     );
   const notes: string[] = [];
-  const inputFile = config.input || locateDefault(ctx, 'pixel_input.pt', '--input');
-  const filterFile = config.filter || locateDefault(ctx, 'filter.pt', '--filter');
   /** Reads a .pt; a float64 or float16 one is converted to float32 (what every op here computes in), with a note. */
   const read = (file: string): PtTensor => {
     const tensor = readPt(file);
@@ -215,7 +213,10 @@ async function run(config: Config, ctx: RunContext) {
       notes.push(`${file} holds ${tensor.dtype} values: converted to float32 (as PyTorch's .float()), the type every op here computes in`);
     return tensor;
   };
+  // Each file read as soon as it is found: the first problem is the one reported.
+  const inputFile = config.input || locateDefault(ctx, 'pixel_input.pt', '--input');
   const input = read(inputFile);
+  const filterFile = config.filter || locateDefault(ctx, 'filter.pt', '--filter');
   const filter = read(filterFile);
   const [N, C, L] = input.shape;
   // L ≥ 2 for the pools' windows of 2; N·L ≥ 2 because BatchNorm1d in training needs more than one value per channel.

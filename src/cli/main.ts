@@ -7,10 +7,15 @@ import { type FlagKind, type FlagSpec, type RegistryEntry, flagKey, loadExperime
 
 export type { FlagSpec, RegistryEntry } from './registry.js';
 
+// Numbers as people write them: JavaScript's Number() would also take "", " ", "0x10", "0b1" and "1e0" for a count.
+const WHOLE = /^[0-9]+$/;
+const DECIMAL = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
+
 function parsePositiveInt(flag: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${flag} expects a positive whole number, found "${value}".`);
+    if (!WHOLE.test(value) || !Number.isSafeInteger(n) || n <= 0)
+      throw new InvalidArgumentError(`${flag} expects a positive whole number in digits, found "${value}".`);
     return n;
   };
 }
@@ -18,8 +23,10 @@ function parsePositiveInt(flag: string) {
 function parseFiniteNumber(flag: string, positive = false) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n) || (positive && n <= 0)) {
-      throw new InvalidArgumentError(`${flag} expects a ${positive ? 'positive ' : ''}number, found "${value}".`);
+    if (!DECIMAL.test(value) || !Number.isFinite(n) || (positive && n <= 0)) {
+      throw new InvalidArgumentError(
+        `${flag} expects a ${positive ? 'positive ' : ''}decimal number (1e-3 form allowed), found "${value}".`,
+      );
     }
     return n;
   };
@@ -27,9 +34,38 @@ function parseFiniteNumber(flag: string, positive = false) {
 
 export function parseSeed(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
-    throw new InvalidArgumentError(`--seed expects a whole number from 0 to 4294967295, found "${value}".`);
+  if (!WHOLE.test(value) || n > 0xffffffff)
+    throw new InvalidArgumentError(`--seed expects a whole number from 0 to 4294967295 in digits, found "${value}".`);
   return n;
+}
+
+/** A folder flag: "" would silently mean the current folder. */
+function parseFolder(flag: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new InvalidArgumentError(`${flag} expects a folder, found an empty string.`);
+    return value;
+  };
+}
+
+/**
+ * Commander lets the last of a repeated flag win; a2 refuses the repeat instead, so that no
+ * value a user typed is silently dropped (`--epochs 1 --epochs 2`).
+ */
+function refuseRepeatedFlags(argv: string[]): void {
+  const end = argv.indexOf('--');
+  const values = new Map<string, (string | null)[]>();
+  (end < 0 ? argv : argv.slice(0, end)).forEach((token, i) => {
+    const flag = /^(--[a-z][a-z0-9-]*)(=(.*))?$/.exec(token);
+    if (!flag) return;
+    const next = argv[i + 1];
+    const value = flag[3] ?? (next !== undefined && !next.startsWith('-') ? next : null);
+    values.set(flag[1], [...(values.get(flag[1]) ?? []), value]);
+  });
+  for (const [flag, given] of values)
+    if (given.length > 1)
+      throw new UsageError(
+        `${flag} given ${given.length} times (${given.map((v) => (v === null ? 'without a value' : `"${v}"`)).join(', ')}); give it once`,
+      );
 }
 
 function makeOption(spec: FlagSpec): Option {
@@ -217,7 +253,8 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
     log(`\n${'experiment'.padEnd(width + 1)}status   time      headline`);
     for (const s of summary) log(`${s.name.padEnd(width + 1)}${s.status.padEnd(9)}${`${s.seconds.toFixed(1)} s`.padEnd(10)}${s.headline}`);
   }
-  if (names.includes('all') || plans.length > 1) {
+  // The report follows every landed result, one experiment's too (a failed lone run lands nothing).
+  if (plans.length > 1 || summary.some((s) => s.status === 'ok')) {
     const { writeReport } = await import('../report/index.js');
     const written = await writeReport(flags.out, await loadExperiments(registry));
     log(`report: ${written.join(', ')}`);
@@ -250,6 +287,7 @@ export function buildProgram(
   const run = program
     .command('run')
     .description('run experiments (or all) and write their outputs')
+    .showHelpAfterError('(a2 run --help lists its flags, each with the experiments that take it)')
     .argument('<experiments...>', `experiment names or "all": ${registry.map((e) => e.name).join(', ')}`)
     .option('--epochs <n>', 'training epochs (where the experiment trains)', parsePositiveInt('--epochs'))
     .option('--batch-size <n>', 'minibatch size', parsePositiveInt('--batch-size'))
@@ -258,11 +296,11 @@ export function buildProgram(
     .addOption(
       new Option('--backend <name>', 'tensor backend').choices(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
     )
-    .addOption(new Option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)'))
+    .addOption(new Option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)').argParser(parseFolder('--data-dir')))
     .addOption(
       new Option('--precision <mode>', 'numeric precision of training (auto picks per backend)').choices(PRECISIONS).default('auto'),
     )
-    .option('--out <dir>', 'outputs folder', 'outputs')
+    .option('--out <dir>', 'outputs folder', parseFolder('--out'), 'outputs')
     .addOption(
       new Option('--profile <name>', "full = the assignment's settings; quick = minutes; smoke = seconds")
         .choices(['full', 'quick', 'smoke'])
@@ -284,7 +322,7 @@ export function buildProgram(
     .command('fetch')
     .description('download the official archives and check their md5')
     .argument('[dataset]', 'mnist or cifar10 (default: both)')
-    .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)')
+    .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)', parseFolder('--data-dir'))
     .action((dataset: string | undefined, opts: { dataDir?: string }) =>
       act(
         (async () => {
@@ -306,7 +344,7 @@ export function buildProgram(
   data
     .command('verify')
     .description('check the md5 of every dataset file present')
-    .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)')
+    .option('--data-dir <dir>', 'dataset folder (default: $A2_DATA_DIR, else data/)', parseFolder('--data-dir'))
     .action((opts: { dataDir?: string }) =>
       act(
         (async () => {
@@ -328,7 +366,7 @@ export function buildProgram(
   program
     .command('report')
     .description('write outputs/index.html and outputs/REPORT.md from what is in outputs/')
-    .option('--out <dir>', 'outputs folder', 'outputs')
+    .option('--out <dir>', 'outputs folder', parseFolder('--out'), 'outputs')
     .option('--check', 'write nothing; list missing, stale, non-full-profile and invalid results, exit 1 if any')
     .option(
       '--allow-missing <experiments>',
@@ -372,6 +410,7 @@ async function parseAndAct(argv: string[], registry: RegistryEntry[], log: (l: s
   const act = (p: Promise<number>) => {
     pending = p;
   };
+  refuseRepeatedFlags(argv);
   await buildProgram(registry, act, log, runAction).parseAsync(argv);
   return pending === undefined ? 0 : await pending;
 }

@@ -4,6 +4,7 @@
 // checkpoint, never one epoch's weights beside another epoch's state.
 import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { RunError } from '../errors.js';
 import { tf } from '../tensor/index.js';
 import { writeAtomic, writeJsonAtomic } from './files.js';
 import { loadModel, saveModel } from './models.js';
@@ -91,16 +92,38 @@ export async function loadCheckpoint<S extends CheckpointState>(
 ): Promise<S> {
   const dir = completeCheckpoint(checkpointDir);
   if (!dir) throw new Error(`${checkpointDir} holds no complete checkpoint`);
-  const saved = await loadModel(path.join(dir, 'model'));
-  model.setWeights(saved.getWeights());
-  saved.dispose();
-  const entries = JSON.parse(readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as TensorEntry[];
-  const bin = readFileSync(path.join(dir, 'optimizer.bin'));
-  const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength));
-  await optimizer.setWeights(
-    entries.map((e) => ({ name: e.name, tensor: tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape) })),
-  );
-  return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as S;
+  // A checkpoint damaged after it was written (a file cut short, edited by hand) names itself and the way out.
+  const damaged = (what: string, err: unknown): never => {
+    throw new RunError(
+      `${path.join(dir, what)}: the checkpoint does not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); ` +
+        'run without --resume to start over',
+    );
+  };
+  try {
+    const saved = await loadModel(path.join(dir, 'model'));
+    model.setWeights(saved.getWeights());
+    saved.dispose();
+  } catch (err) {
+    damaged('model', err);
+  }
+  try {
+    const entries = JSON.parse(readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as TensorEntry[];
+    const bin = readFileSync(path.join(dir, 'optimizer.bin'));
+    const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength - (bin.byteLength % 4)));
+    for (const e of entries)
+      if (e.offset + e.length > all.length)
+        throw new Error(`${e.name} needs floats ${e.offset}–${e.offset + e.length} of optimizer.bin, which holds ${all.length}`);
+    await optimizer.setWeights(
+      entries.map((e) => ({ name: e.name, tensor: tf.tensor(all.subarray(e.offset, e.offset + e.length), e.shape) })),
+    );
+  } catch (err) {
+    damaged('optimizer.bin', err);
+  }
+  try {
+    return JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')) as S;
+  } catch (err) {
+    return damaged('state.json', err);
+  }
 }
 
 /**

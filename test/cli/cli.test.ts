@@ -82,3 +82,18 @@ test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing
   assert.equal(existsSync(path.join(out, 'q2-fc-ae')), false);
   assert.equal(existsSync(path.join(out, '.partial', 'q2-fc-ae')), false);
 });
+
+test("one experiment's run refreshes the report of its outputs folder too", async () => {
+  const out = tempDir();
+  const { code, lines } = await a2('run', 'q6-rf', '--out', out);
+  assert.equal(code, 0, lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.startsWith('report: ')),
+    lines.join('\n'),
+  );
+  const { readFileSync } = await import('node:fs');
+  const report = readFileSync(path.join(out, 'REPORT.md'), 'utf8');
+  assert.match(report, /## Q6/);
+  assert.match(report, /q1-adam.*has no results/s, 'the experiments not run are listed as missing');
+  assert.ok(existsSync(path.join(out, 'index.html')));
+});

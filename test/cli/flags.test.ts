@@ -119,3 +119,37 @@ test('--precision is one of auto, fp32, bf16 and is recorded in run.json', async
   assert.equal(code, 0);
   assert.equal((JSON.parse(readFileSync(path.join(out, 'q6-rf', 'run.json'), 'utf8')) as { precision: string }).precision, 'fp32');
 });
+
+test('numbers in other forms than digits (and a decimal point or exponent where a rate is asked), empty folders and repeated flags are refused: exit 2', async () => {
+  const { main } = await import('../../src/cli/main.js');
+  const refused: string[][] = [
+    ['--seed', ''],
+    ['--seed', ' '],
+    ['--seed', '0x10'],
+    ['--seed', '1e3'],
+    ['--epochs', '1e0'],
+    ['--epochs', '0x2'],
+    ['--epochs', '2.0'],
+    ['--lr', '0x1'],
+    ['--lr', 'Infinity'],
+    ['--lr', ''],
+    ['--out', ''],
+    ['--data-dir', ' '],
+    ['--epochs', '1', '--epochs', '2'],
+    ['--profile', 'full', '--profile=smoke'],
+  ];
+  for (const args of refused)
+    await assert.rejects(planArgv(['node', 'a2', 'run', 'q5-cifar', ...args], registry), (err: Error & { code?: string }) => {
+      assert.ok(err.name === 'UsageError' || err.code === 'commander.invalidArgument', `${args.join(' ')}: ${err}`);
+      return true;
+    });
+  // As the CLI exits: the usage code, before anything runs.
+  assert.equal(await main(['node', 'a2', 'run', 'q5-cifar', '--seed', ''], registry, () => {}), 2);
+  await assert.rejects(planArgv(['node', 'a2', 'run', 'q5-cifar', '--epochs', '1', '--epochs', '2'], registry), {
+    name: 'UsageError',
+    message: '--epochs given 2 times ("1", "2"); give it once',
+  });
+  // Accepted as written: plain digits, a decimal rate, an exponent on a rate, a flag's value after "=".
+  const [plan] = await planArgv(['node', 'a2', 'run', 'q5-cifar', '--epochs', '12', '--lr=1e-3', '--seed', '007'], registry);
+  assert.deepEqual(plan.overrides, { epochs: 12, lr: 0.001 });
+});

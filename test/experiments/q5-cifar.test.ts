@@ -249,6 +249,22 @@ test('a run killed with SIGKILL resumes from its last epoch and ends with the sa
   assert.match(otherRecipe.errors.join('\n'), /--resume: .*another recipe \(flipTta: checkpoint true vs this a2 false\)/);
   writeFileSync(checkpoint, state);
 
+  // A checkpoint whose weights were cut short after it was written: named, with the way out, and kept.
+  const weights = path.join(path.dirname(checkpoint), 'model', 'weights.bin');
+  const whole = readFileSync(weights);
+  writeFileSync(weights, whole.subarray(0, whole.length - 40));
+  const cut = await a2(...args, '--out', out, '--resume');
+  assert.equal(cut.code, 1, cut.lines.join('\n'));
+  assert.ok(
+    cut.lines.some(
+      (l) =>
+        l.includes(`${path.join(path.dirname(checkpoint), 'model')}: the checkpoint does not load (`) &&
+        l.endsWith('run without --resume to start over'),
+    ),
+    cut.lines.join('\n'),
+  );
+  writeFileSync(weights, whole);
+
   const { code, lines } = await a2(...args, '--out', out, '--resume');
   assert.equal(code, 0, lines.join('\n'));
   assert.ok(lines.some((l) => /resumed after epoch [23]/.test(l)));
