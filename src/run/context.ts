@@ -3,7 +3,7 @@
 // when the run succeeds, so a failed or interrupted run never leaves half its files beside
 // the last good ones. Checkpoints stay in the staging folder for --resume, with the
 // configuration they were made with; a lock file keeps a second a2 out of the folder.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { InputError, RunError, UsageError } from '../errors.js';
@@ -141,7 +141,8 @@ export class RunContext {
     this.finalDir = path.resolve(options.outRoot, experiment);
     this.dir = path.resolve(options.outRoot, '.partial', experiment);
     this.dataDir = resolveDataDir(options.dataDir);
-    mkdirSync(this.dir, { recursive: true });
+    refuseFileInTheWay(this.finalDir);
+    makeStagingFolder(this.dir, path.resolve(options.outRoot));
     this.releaseLock = acquireLock(this.dir, (l) => this.log(l));
     try {
       const staged: StagedRun = { experiment, profile: options.profile, seed: options.seed, config, precision: backend.precision };
@@ -309,6 +310,7 @@ export class RunContext {
     rmSync(path.join(this.dir, 'checkpoints'), { recursive: true, force: true });
     rmSync(this.path(STAGED_RUN), { force: true });
     const old = `${this.finalDir}.old-${process.pid}`;
+    refuseFileInTheWay(this.finalDir);
     const hadOld = existsSync(this.finalDir);
     if (hadOld) renameSync(this.finalDir, old);
     // The lock moves with the folder: until the rename no other a2 can have entered it.
@@ -321,12 +323,44 @@ export class RunContext {
     }
     rmSync(path.join(this.finalDir, LOCK_FILE), { force: true });
     rmSync(old, { recursive: true, force: true });
+    this.releaseLock();
+    removeIfEmpty(path.dirname(this.dir));
   }
 
   /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use; release the lock. */
   abandon(): void {
-    if (describeCheckpoints(this.path('checkpoints')) === undefined) rmSync(this.dir, { recursive: true, force: true });
-    else this.releaseLock();
+    if (describeCheckpoints(this.path('checkpoints')) === undefined) {
+      rmSync(this.dir, { recursive: true, force: true });
+      removeIfEmpty(path.dirname(this.dir));
+    } else this.releaseLock();
+  }
+}
+
+/** A file where the results folder goes would be replaced by it: refused, before any training. */
+function refuseFileInTheWay(finalDir: string): void {
+  if (existsSync(finalDir) && !statSync(finalDir).isDirectory())
+    throw new RunError(`${finalDir}: a file is where the results folder goes; move it away or give another --out`);
+}
+
+/**
+ * Creates the staging folder. Node's recursive mkdir reports a read-only --out as ENOENT (the
+ * missing .partial/); the outputs folder's own access check says what is wrong.
+ */
+function makeStagingFolder(dir: string, outRoot: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT' && existsSync(outRoot)) accessSync(outRoot, constants.W_OK);
+    throw err;
+  }
+}
+
+/** outputs/.partial/ once no run is staged there. */
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty (another run is staged, or checkpoints wait for --resume) or already gone
   }
 }
 

@@ -86,9 +86,13 @@ export function acquireLock(dir: string, log: (line: string) => void): () => voi
     for (let attempt = 0; ; attempt++) {
       try {
         linkSync(mine, file);
-        return () => {
+        // Released on any exit too: a second Ctrl-C ends the process at once (exit 130).
+        const release = () => {
+          process.off('exit', release);
           if (readHolder(file)?.pid === me.pid) rmSync(file, { force: true });
         };
+        process.on('exit', release);
+        return release;
       } catch (err) {
         if ((err as { code?: string }).code !== 'EEXIST' || attempt >= 3) throw err;
       }

@@ -53,34 +53,58 @@ test('a malformed .pt input fails the run (exit 1) and leaves no outputs folder 
   assert.equal(existsSync(path.join(out, '.partial', 'q4-ops')), false);
 });
 
-test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing landed, nothing half-written', async () => {
+/** q2-fc-ae (quick) started in a child process and left until it is into its first epoch. */
+async function trainingRun(out: string) {
   const { spawn } = await import('node:child_process');
   const { DATA_DIR, ROOT } = await import('../helpers.js');
-  const out = tempDir();
   const child = spawn(
     process.execPath,
     [path.join(ROOT, 'bin/a2.js'), 'run', 'q2-fc-ae', '--profile', 'quick', '--data-dir', DATA_DIR, '--out', out],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: '1' } },
   );
-  let stderr = '';
+  let output = '';
   const collect = (d: Buffer) => {
-    stderr += d.toString();
+    output += d.toString();
   };
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
-  while (!stderr.includes('backend:')) {
-    if (child.exitCode !== null) assert.fail(`exited early: ${stderr}`);
+  while (!output.includes('backend:')) {
+    if (child.exitCode !== null) assert.fail(`exited early: ${output}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 1500)); // into the first epoch
-  child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  const exit = new Promise<number | null>((r) => child.once('exit', r));
+  return { child, exit, output: () => output };
+}
+
+test('Ctrl-C (SIGINT) mid-training stops the run cleanly: non-zero exit, nothing landed, nothing half-written', async () => {
+  const out = tempDir();
+  const run = await trainingRun(out);
+  run.child.kill('SIGINT');
+  const code = await run.exit;
+  const stderr = run.output();
   assert.equal(code, 1, stderr);
   assert.match(stderr, /stopping after the current batch/);
   assert.match(stderr, /FAILED: .*interrupted/);
   assert.doesNotMatch(stderr, /\n\s+at /, 'one line, no stack trace');
   assert.equal(existsSync(path.join(out, 'q2-fc-ae')), false);
-  assert.equal(existsSync(path.join(out, '.partial', 'q2-fc-ae')), false);
+  assert.equal(existsSync(path.join(out, '.partial')), false, 'no empty staging folder left either');
+});
+
+test('a file where the results folder goes is refused before anything runs, and kept', async () => {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const out = tempDir();
+  writeFileSync(path.join(out, 'q6-rf'), 'my notes');
+  const { code, lines } = await a2('run', 'q6-rf', '--out', out);
+  assert.equal(code, 1, lines.join('\n'));
+  assert.ok(
+    lines.some((l) =>
+      l.endsWith(`${path.join(out, 'q6-rf')}: a file is where the results folder goes; move it away or give another --out`),
+    ),
+    lines.join('\n'),
+  );
+  assert.equal(readFileSync(path.join(out, 'q6-rf'), 'utf8'), 'my notes');
+  assert.deepEqual(readdirSync(out), ['q6-rf']);
 });
 
 test("one experiment's run refreshes the report of its outputs folder too", async () => {

@@ -50,6 +50,23 @@ test('a lock another process took over between the staleness check and the move 
   assert.deepEqual(readdirSync(path.dirname(file)), [], 'nothing left aside');
 });
 
+test('a process that exits at once (a second Ctrl-C: exit 130) leaves no lock behind; a released lock stays released', async () => {
+  const dir = tempDir();
+  const script = `import { acquireLock } from ${JSON.stringify(path.join(ROOT, 'src/run/lock.ts'))};
+acquireLock(${JSON.stringify(dir)}, () => {});
+process.exit(130);`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: 'ignore' });
+  assert.equal(await new Promise((r) => child.once('exit', r)), 130);
+  assert.deepEqual(readdirSync(dir), [], 'lock.json went with the process');
+  // Releasing before the exit removes the exit hook with the lock: a later lock of the folder is not touched.
+  const { acquireLock } = await import('../../src/run/lock.js');
+  const release = acquireLock(dir, () => {});
+  const before = process.listenerCount('exit');
+  release();
+  assert.equal(process.listenerCount('exit'), before - 1);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
 test('a staging folder held by a live a2 is refused, naming the holder; a dead holder is taken over with a note', async () => {
   const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
   try {
@@ -334,4 +351,22 @@ test('--backend tensorflow without @tensorflow/tfjs-node is a one-line usage err
     stderr.trim(),
     'error: --backend tensorflow: backend tensorflow could not be loaded: @tensorflow/tfjs-node is not installed; --backend auto picks one that loads',
   );
+});
+
+test('a read-only --out is named as read-only, not as missing', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const out = tempDir();
+  // A read-only file system needs a mount: root here (CI runs as root); skipped where that is not allowed.
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', out]).status !== 0)
+    return t.skip('cannot mount a read-only tmpfs here');
+  try {
+    const { code, lines } = await a2('run', 'q6-rf', '--out', out);
+    assert.equal(code, 1);
+    assert.ok(
+      lines.some((l) => l.endsWith(`[q6-rf] FAILED: ${out}: cannot access: read-only file system (EROFS)`)),
+      lines.join('\n'),
+    );
+  } finally {
+    spawnSync('umount', [out]);
+  }
 });
