@@ -28,7 +28,11 @@ export const registry: RegistryEntry[] = [
     name: 'q4-ops',
     summary: 'Q4: six PyTorch ops on the given .pt files, in tfjs and by hand, compared',
     flags: [
-      { flags: '--input <file>', description: "pixel input .pt (default: the assignment's, <data>/assignment-q4/pixel_input.pt)", kind: 'string' },
+      {
+        flags: '--input <file>',
+        description: "pixel input .pt (default: the assignment's, <data>/assignment-q4/pixel_input.pt)",
+        kind: 'string',
+      },
       { flags: '--filter <file>', description: "filter .pt (default: the assignment's, <data>/assignment-q4/filter.pt)", kind: 'string' },
       { flags: '--linear-weight <file>', description: 'Linear weight .pt, shape (out, L)', kind: 'string' },
       { flags: '--linear-bias <file>', description: 'Linear bias .pt, shape (out)', kind: 'string' },
