@@ -388,6 +388,10 @@ export function buildProgram(
               `--allow-missing: unknown experiment ${unknown.join(', ')}; choose from: ${registry.map((e) => e.name).join(', ')}`,
             );
           if (opts.allowMissing && !opts.check) throw new UsageError('--allow-missing goes with --check');
+          // The report reads the results in --out: a mistyped folder would get a report of nothing.
+          const { existsSync, statSync } = await import('node:fs');
+          if (!existsSync(opts.out)) throw new UsageError(`--out ${opts.out}: no such folder (expected an outputs folder with results)`);
+          if (!statSync(opts.out).isDirectory()) throw new UsageError(`--out ${opts.out}: a file, expected an outputs folder`);
           if (!opts.check) {
             log(`report: ${(await writeReport(opts.out, experiments)).join(', ')}`);
             return 0;

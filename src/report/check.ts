@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { loadImage } from 'canvas';
+import { unzlibSync } from 'fflate';
 import type { Artefact, JsonSchema } from './declare.js';
 import { num, obj, str } from './declare.js';
 
@@ -39,6 +40,52 @@ function validator(schema: JsonSchema): ValidateFunction {
   return validate;
 }
 
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Why a PNG's pixels would not all decode, or undefined: every chunk inside the file, an IEND,
+ * and the image data inflating to the rows its header promises. An image reader reads the
+ * header and draws what arrives, so a file cut short (or its data garbled) still "loads".
+ */
+function pngDataProblem(bytes: Buffer): string | undefined {
+  if (!bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'no PNG signature';
+  const idat: Buffer[] = [];
+  let header: { width: number; height: number; bitDepth: number; colorType: number; interlaced: boolean } | undefined;
+  let offset = 8;
+  for (;;) {
+    if (offset + 12 > bytes.length) return `cut short: no IEND chunk (file ends at byte ${bytes.length})`;
+    const length = bytes.readUInt32BE(offset);
+    const type = bytes.toString('latin1', offset + 4, offset + 8);
+    if (offset + 12 + length > bytes.length) return `cut short inside its ${type} chunk (${length} bytes declared at byte ${offset})`;
+    const data = bytes.subarray(offset + 8, offset + 8 + length);
+    if (type === 'IHDR')
+      header = {
+        width: data.readUInt32BE(0),
+        height: data.readUInt32BE(4),
+        bitDepth: data[8],
+        colorType: data[9],
+        interlaced: data[12] === 1,
+      };
+    if (type === 'IDAT') idat.push(data);
+    offset += 12 + length;
+    if (type === 'IEND') break;
+  }
+  if (!header || !(header.colorType in PNG_CHANNELS)) return 'no valid IHDR chunk';
+  let pixels: Uint8Array;
+  try {
+    pixels = unzlibSync(Buffer.concat(idat));
+  } catch (err) {
+    return `its image data does not inflate (${(err as Error).message})`;
+  }
+  if (header.interlaced) return undefined; // seven passes of other sizes: inflating is the check
+  const rowBytes = 1 + Math.ceil((header.width * PNG_CHANNELS[header.colorType] * header.bitDepth) / 8);
+  const expected = header.height * rowBytes;
+  return pixels.length === expected
+    ? undefined
+    : `its image data holds ${pixels.length} bytes, its ${header.width}×${header.height} header needs ${expected}`;
+}
+
 /** Problems with one file of a declared kind; empty when it is fine. */
 async function checkFile(full: string, artefact: Artefact): Promise<string[]> {
   if (!existsSync(full)) return [`${full}: missing`];
@@ -47,6 +94,8 @@ async function checkFile(full: string, artefact: Artefact): Promise<string[]> {
   switch (artefact.kind) {
     case 'png':
       try {
+        const damaged = pngDataProblem(bytes);
+        if (damaged) return [`${full}: not a PNG that decodes (${damaged})`];
         const img = await loadImage(bytes);
         return img.width < 10 || img.height < 10 ? [`${full}: decodes to ${img.width}×${img.height}`] : [];
       } catch (err) {

@@ -60,13 +60,19 @@ export async function assess(outRoot: string, experiments: Reportable[], project
   return assessments;
 }
 
+/** The command that (re)makes a result in the outputs folder `dir` sits in: --out named unless it is outputs/. */
+function rerunCommand(name: string, dir: string): string {
+  const outRoot = path.dirname(dir);
+  return `npx a2 run ${name}${path.resolve(outRoot) === path.resolve('outputs') ? '' : ` --out ${outRoot}`}`;
+}
+
 /** `a2 report --check`: one line per result that is missing, stale, not full-profile or invalid. */
 export function checkLines(assessments: Assessment[]): string[] {
   const lines: string[] = [];
   for (const a of assessments) {
     const name = a.experiment.name;
     if (!a.present) {
-      lines.push(`${name}: missing (no ${path.join(a.dir, 'metrics.json')}; run npx a2 run ${name})`);
+      lines.push(`${name}: missing (no ${path.join(a.dir, 'metrics.json')}; run ${rerunCommand(name, a.dir)})`);
       continue;
     }
     if (a.stale) lines.push(`${name}: stale (${a.stale})`);
@@ -81,10 +87,10 @@ function sectionMarkdown(a: Assessment, imageRef: (file: string) => string): str
   const { experiment, dir } = a;
   const lines = [`## ${experiment.report.title}`, ''];
   if (!a.present) {
-    lines.push(`**Missing**: \`outputs/${experiment.name}\` has no results. Run \`npx a2 run ${experiment.name}\`.`, '');
+    lines.push(`**Missing**: \`outputs/${experiment.name}\` has no results. Run \`${rerunCommand(experiment.name, dir)}\`.`, '');
     return lines.join('\n');
   }
-  if (a.stale) lines.push(`> **⚠ Stale**: ${a.stale}. Re-run \`npx a2 run ${experiment.name}\` for a current result.`, '');
+  if (a.stale) lines.push(`> **⚠ Stale**: ${a.stale}. Re-run \`${rerunCommand(experiment.name, dir)}\` for a current result.`, '');
   if (a.problems.length) lines.push('> **⚠ Problems**:', ...a.problems.map((p) => `> - ${p}`), '');
   if (a.metrics !== undefined) {
     try {

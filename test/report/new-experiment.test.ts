@@ -130,7 +130,9 @@ test('a2 report --check lists what is missing and exits 1; a2 report still write
   const empty = tempDir();
   const check = await cli('report', '--check', '--out', empty);
   assert.equal(check.code, 1);
-  assert.deepEqual(check.lines, [`q9-dummy: missing (no ${path.join(empty, 'q9-dummy/metrics.json')}; run npx a2 run q9-dummy)`]);
+  assert.deepEqual(check.lines, [
+    `q9-dummy: missing (no ${path.join(empty, 'q9-dummy/metrics.json')}; run npx a2 run q9-dummy --out ${empty})`,
+  ]);
   const written = await cli('report', '--out', empty);
   assert.equal(written.code, 0);
   assert.match(readFileSync(path.join(empty, 'REPORT.md'), 'utf8'), /\*\*Missing\*\*: `outputs\/q9-dummy` has no results/);

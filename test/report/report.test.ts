@@ -27,14 +27,30 @@ test('running several experiments writes the report, showing the missing ones as
   );
 });
 
-test('the artefact check accepts what the runs wrote and catches a broken PNG', async () => {
+test('the artefact check accepts what the runs wrote and catches a PNG that is not one, cut short or garbled', async () => {
   assert.deepEqual(await checkOutputs(out, await experiments('q1-adam', 'q4-ops', 'q6-rf')), []);
   const broken = tempDir();
   await a2('run', 'q6-rf', '--out', broken);
-  writeFileSync(path.join(broken, 'q6-rf/table.png'), 'not a png');
-  const problems = await checkOutputs(broken, await experiments('q6-rf'));
-  assert.equal(problems.length, 1);
-  assert.match(problems[0], /table\.png: not a PNG that decodes/);
+  const table = path.join(broken, 'q6-rf/table.png');
+  const whole = readFileSync(table);
+  // An image reader loads a PNG cut short (it draws what arrives): the check inflates every row.
+  const idat = whole.indexOf('IDAT');
+  const garbled = Buffer.from(whole);
+  garbled.fill(0x55, idat + 40, idat + 80);
+  for (const [damage, bytes, why] of [
+    ['not a png', Buffer.from('not a png'), /no PNG signature/],
+    ['cut to half', whole.subarray(0, whole.length >> 1), /cut short inside its IDAT chunk/],
+    ['cut to 100 bytes', whole.subarray(0, 100), /cut short/],
+    ['its image data garbled', garbled, /its image data does not inflate/],
+  ] as const) {
+    writeFileSync(table, bytes);
+    const problems = await checkOutputs(broken, await experiments('q6-rf'));
+    assert.equal(problems.length, 1, `${damage}: ${problems.join('; ')}`);
+    assert.match(problems[0], /table\.png: not a PNG that decodes/, damage);
+    assert.match(problems[0], why, damage);
+  }
+  writeFileSync(table, whole);
+  assert.deepEqual(await checkOutputs(broken, await experiments('q6-rf')), [], 'the whole file passes');
 });
 
 test('index.html opens in Chromium with every image loaded and nothing wider than the page', {
@@ -58,6 +74,25 @@ test('report --check --allow-missing lets named missing results through, still l
   assert.equal(all.lines.filter((l) => l.endsWith('[allowed by --allow-missing]')).length, names.length);
   const allButOne = await a2('report', '--check', '--out', out, '--allow-missing', names.slice(1).join(','));
   assert.equal(allButOne.code, 1);
-  assert.ok(allButOne.lines.includes(`${names[0]}: missing (no ${path.join(out, names[0], 'metrics.json')}; run npx a2 run ${names[0]})`));
+  assert.ok(allButOne.lines.includes(`${names[0]}: missing (no ${path.join(out, names[0], 'metrics.json')}; run npx a2 run ${names[0]} --out ${out})`));
   assert.equal((await a2('report', '--check', '--out', out, '--allow-missing', 'q9-nothing')).code, 2);
+});
+
+test('a report of a folder that does not exist, or of a file, is a usage error that creates nothing', async () => {
+  const { writeFileSync: write } = await import('node:fs');
+  const parent = tempDir();
+  const typo = path.join(parent, 'outptus');
+  const file = path.join(parent, 'notes.txt');
+  write(file, 'x');
+  for (const [out, why] of [
+    [typo, `--out ${typo}: no such folder (expected an outputs folder with results)`],
+    [file, `--out ${file}: a file, expected an outputs folder`],
+  ]) {
+    for (const args of [['report'], ['report', '--check']]) {
+      const { code, errors } = await a2(...args, '--out', out);
+      assert.equal(code, 2, `${args.join(' ')} --out ${out}`);
+      assert.ok(errors.join('\n').includes(why), errors.join('\n'));
+    }
+  }
+  assert.equal(existsSync(typo), false);
 });
