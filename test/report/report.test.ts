@@ -74,7 +74,11 @@ test('report --check --allow-missing lets named missing results through, still l
   assert.equal(all.lines.filter((l) => l.endsWith('[allowed by --allow-missing]')).length, names.length);
   const allButOne = await a2('report', '--check', '--out', out, '--allow-missing', names.slice(1).join(','));
   assert.equal(allButOne.code, 1);
-  assert.ok(allButOne.lines.includes(`${names[0]}: missing (no ${path.join(out, names[0], 'metrics.json')}; run npx a2 run ${names[0]} --out ${out})`));
+  assert.ok(
+    allButOne.lines.includes(
+      `${names[0]}: missing (no ${path.join(out, names[0], 'metrics.json')}; run npx a2 run ${names[0]} --out ${out})`,
+    ),
+  );
   assert.equal((await a2('report', '--check', '--out', out, '--allow-missing', 'q9-nothing')).code, 2);
 });
 
