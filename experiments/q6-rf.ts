@@ -44,11 +44,12 @@ interface LayerField {
 }
 
 export function parseLayers(stack: string): Layer[] {
+  if (stack.trim() === '') throw new UsageError(`--layers expects layers like "conv2d(3,1),maxpool2d(2,2)", found "${stack}"`);
   const parts = stack
-    .split(/[\s,]+(?![^(]*\))/)
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (parts.length === 0) throw new UsageError(`--layers expects layers like "conv2d(3,1),maxpool2d(2,2)", found "${stack}"`);
+    .trim()
+    .split(/\s*,\s*(?![^(]*\))|\s+(?![^(]*\))/)
+    .map((p) => p.trim());
+  if (parts.includes('')) throw new UsageError(`--layers: an empty layer in "${stack}" (a comma too many?)`);
   return parts.map((text) => {
     const m = /^(conv2d|maxpool2d)\(\s*(\d+)\s*,\s*(\d+)\s*\)$/i.exec(text);
     if (!m || Number(m[2]) < 1 || Number(m[3]) < 1) {
@@ -69,6 +70,9 @@ export function analyticFields(layers: Layer[]): LayerField[] {
   });
 }
 
+/** The measured field's input is a square of this side at most (16.8 M floats). */
+const MAX_MEASURED_SIDE = 4096;
+
 /**
  * Backpropagates one output pixel to the input and measures the side of the square of
  * inputs with non-zero gradient. Weights are all ones so nothing cancels, and max-pool is
@@ -77,6 +81,10 @@ export function analyticFields(layers: Layer[]): LayerField[] {
 export function empiricalField(layers: Layer[], expectedRf: number): number {
   const jumpAll = layers.reduce((j, l) => j * l.s, 1);
   const size = 2 * expectedRf + 4 * jumpAll + 8;
+  if (size > MAX_MEASURED_SIDE)
+    throw new UsageError(
+      `--layers: a receptive field of ${expectedRf} (jump ${jumpAll}) needs a ${size}×${size} input to measure; a2 measures up to ${MAX_MEASURED_SIDE}×${MAX_MEASURED_SIDE}`,
+    );
   return tf.tidy(() => {
     const forward = (x: tf.Tensor4D): tf.Tensor4D =>
       layers.reduce(
@@ -165,10 +173,12 @@ export const experiment: Experiment<Config, Metrics> = {
   profiles: {},
   run,
   headline: (m) =>
-    `rows 2–10: ${m.rows
-      .slice(1)
-      .map((r) => r.receptiveField)
-      .join(', ')}`,
+    m.rows.length === 1
+      ? `${m.rows[0].layers.join(' ')}: receptive field ${m.rows[0].receptiveField}×${m.rows[0].receptiveField} (measured ${m.rows[0].empirical})`
+      : `rows 2–${m.rows.length}: ${m.rows
+          .slice(1)
+          .map((r) => r.receptiveField)
+          .join(', ')}`,
   sources: ['experiments/q6-rf.ts'],
   artefacts: [
     { file: 'table.md', kind: 'md' },

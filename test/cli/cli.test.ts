@@ -24,6 +24,8 @@ const usageCases: [string, string[]][] = [
   ['an unknown --profile', ['run', 'q6-rf', '--profile', 'huge']],
   ['an unknown flag', ['run', 'q6-rf', '--colour', 'red']],
   ['a malformed --layers stack', ['run', 'q6-rf', '--layers', 'conv(3,1)']],
+  ['a --layers stack with an empty layer', ['run', 'q6-rf', '--layers', 'conv2d(3,1),']],
+  ['a --layers stack too large to measure', ['run', 'q6-rf', '--layers', 'conv2d(100000,1)']],
   ['a flag of an experiment not being run', ['run', 'q6-rf', '--far-slope', '-0.5']],
 ];
 

@@ -54,3 +54,13 @@ test('--layers computes any stack', async () => {
     [3 + 2 * 2],
   );
 });
+
+test('--layers with one stack: the summary gives its field, not the table rows it does not have', async () => {
+  const out = tempDir();
+  const { code, lines } = await a2('run', 'q6-rf', '--layers', 'conv2d(3,1), maxpool2d(2,2)', '--out', out);
+  assert.equal(code, 0, lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.endsWith('(conv2d(3,1) maxpool2d(2,2): receptive field 4×4 (measured 4))')),
+    lines.join('\n'),
+  );
+});
