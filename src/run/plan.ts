@@ -12,6 +12,8 @@ export interface PlannedRun {
   expectedSeconds?: number;
   /** The run.json that number comes from. */
   source?: string;
+  /** That run was resumed: its duration is the resuming process's alone, a lower bound. */
+  resumed?: boolean;
 }
 
 /** 0.03 s, 4.2 s, 45 s, 4.5 min, 2.1 h: the unit a reader takes in at a glance. */
@@ -23,11 +25,13 @@ export function formatDuration(seconds: number): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-function recordedSeconds(file: string, profile: string): number | undefined {
+function recordedSeconds(file: string, profile: string): { seconds: number; resumed: boolean } | undefined {
   if (!existsSync(file)) return undefined;
   try {
-    const run = JSON.parse(readFileSync(file, 'utf8')) as { profile?: unknown; durationSeconds?: unknown };
-    return run.profile === profile && typeof run.durationSeconds === 'number' && run.durationSeconds >= 0 ? run.durationSeconds : undefined;
+    const run = JSON.parse(readFileSync(file, 'utf8')) as { profile?: unknown; durationSeconds?: unknown; resumedWith?: unknown };
+    return run.profile === profile && typeof run.durationSeconds === 'number' && run.durationSeconds >= 0
+      ? { seconds: run.durationSeconds, resumed: run.resumedWith !== undefined }
+      : undefined;
   } catch {
     // A damaged run.json says nothing about time; the plan says "unknown" rather than failing the run.
     return undefined;
@@ -45,8 +49,8 @@ export function planRun(
   return names.map((name) => {
     for (const root of roots) {
       const source = path.join(root, name, 'run.json');
-      const expectedSeconds = recordedSeconds(source, profile);
-      if (expectedSeconds !== undefined) return { name, expectedSeconds, source };
+      const recorded = recordedSeconds(source, profile);
+      if (recorded) return { name, expectedSeconds: recorded.seconds, source, ...(recorded.resumed ? { resumed: true } : {}) };
     }
     return { name };
   });
@@ -61,13 +65,13 @@ export function formatPlan(plan: PlannedRun[], profile: string): string[] {
   const totalText =
     known.length === 0
       ? 'no expected time (no run.json at this profile yet)'
-      : `expected ~${formatDuration(total)}${unknown > 0 ? ` plus ${unknown} of unknown length` : ''}`;
+      : `expected ${known.some((p) => p.resumed) ? 'at least ' : ''}~${formatDuration(total)}${unknown > 0 ? ` plus ${unknown} of unknown length` : ''}`;
   const source = known.length === 0 ? '' : `; times from each one's last ${profile} run.json`;
   return [
     `plan: ${plan.length} experiments at the ${profile} profile, ${totalText}${source}`,
     ...plan.map(
       (p, i) =>
-        `  ${String(i + 1).padStart(String(plan.length).length)}. ${p.name.padEnd(width)}  ${p.expectedSeconds === undefined ? 'unknown' : `~${formatDuration(p.expectedSeconds)}`}`,
+        `  ${String(i + 1).padStart(String(plan.length).length)}. ${p.name.padEnd(width)}  ${p.expectedSeconds === undefined ? 'unknown' : `~${formatDuration(p.expectedSeconds)}${p.resumed ? ' or more (its last run was resumed: that is the resuming part)' : ''}`}`,
     ),
   ];
 }
@@ -76,5 +80,5 @@ export function formatPlan(plan: PlannedRun[], profile: string): string[] {
 export function startLine(plan: PlannedRun[], name: string): string {
   const index = plan.findIndex((p) => p.name === name);
   const expected = plan[index]?.expectedSeconds;
-  return `[${index + 1}/${plan.length}] ${name} started, ${expected === undefined ? 'no expected time' : `expected ~${formatDuration(expected)}`}`;
+  return `[${index + 1}/${plan.length}] ${name} started, ${expected === undefined ? 'no expected time' : `expected ~${formatDuration(expected)}${plan[index].resumed ? ' or more' : ''}`}`;
 }

@@ -38,6 +38,22 @@ test('expected times come from run.json at the same profile, the outputs folder 
   assert.match(formatPlan(planRun(['c'], 'quick', out, committed), 'quick')[0], /no expected time \(no run\.json at this profile yet\)/);
 });
 
+test("a resumed run's duration is the resuming part alone: the plan says the time is at least that", () => {
+  const out = tempDir();
+  writeRun(out, 'a', 'full', 60);
+  mkdirSync(path.join(out, 'r'));
+  writeFileSync(path.join(out, 'r', 'run.json'), JSON.stringify({ profile: 'full', durationSeconds: 120, resumedWith: 'epochs 1–3 done' }));
+  const plan = planRun(['a', 'r'], 'full', out, tempDir());
+  assert.deepEqual(
+    plan.map((p) => p.resumed),
+    [undefined, true],
+  );
+  const lines = formatPlan(plan, 'full');
+  assert.match(lines[0], /expected at least ~3\.0 min;/);
+  assert.match(lines[2], /2\. r\s+~2\.0 min or more \(its last run was resumed: that is the resuming part\)$/);
+  assert.equal(startLine(plan, 'r'), '[2/2] r started, expected ~2.0 min or more');
+});
+
 test('durations read in the unit that fits', () => {
   assert.deepEqual([0.034, 0.7, 4.25, 45, 270, 7200].map(formatDuration), ['0.03 s', '0.7 s', '4.3 s', '45 s', '4.5 min', '2.0 h']);
 });
