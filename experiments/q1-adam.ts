@@ -554,6 +554,7 @@ const metricsSchema = obj({
 export const experiment: Experiment<Config, Metrics> = {
   name: 'q1-adam',
   defaults,
+  seedless: 'gradient descent and Adam from fixed starts on fixed curves draw no random number',
   profiles: { smoke: { horizon: 500, farSlopeChecks: [-0.05, -1] } },
   run,
   headline: (m) => `Adam's max h = ${m.adamMaxH.rounded.toFixed(2)}`,

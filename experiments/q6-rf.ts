@@ -170,6 +170,7 @@ type Metrics = Awaited<ReturnType<typeof run>>;
 export const experiment: Experiment<Config, Metrics> = {
   name: 'q6-rf',
   defaults,
+  seedless: 'its fields are computed and measured with all-ones weights, no random number drawn',
   profiles: {},
   run,
   headline: (m) =>

@@ -89,6 +89,8 @@ interface RunFlags {
   batchSize?: number;
   lr?: number;
   seed: number;
+  /** --seed was typed (not its default). */
+  seedGiven?: boolean;
   backend: string;
   precision: PrecisionChoice;
   dataDir?: string;
@@ -161,6 +163,15 @@ export async function planRun(
     const ignoring = plans.filter((p) => !takers.includes(p)).map((p) => p.entry.name);
     if (ignoring.length > 0)
       log(`note: ${flag} is used by ${takers.map((p) => p.entry.name).join(', ')} and ignored by ${ignoring.join(', ')}`);
+  }
+  // --seed changes nothing where no random number is drawn: refused when it would change nothing at all, noted otherwise.
+  if (flags.seedGiven) {
+    const seedless = plans.filter((p) => p.experiment.seedless);
+    if (seedless.length === plans.length)
+      throw new UsageError(`--seed changes nothing in ${seedless.map((p) => `${p.entry.name} (${p.experiment.seedless})`).join('; ')}`);
+    for (const plan of seedless) plan.ignoredFlags.push('--seed');
+    if (seedless.length > 0)
+      log(`note: --seed changes nothing in ${seedless.map((p) => p.entry.name).join(', ')}: no random number is drawn there`);
   }
   return plans;
 }
@@ -315,7 +326,9 @@ export function buildProgram(
       seen.add(spec.flags);
       run.addOption(makeOption({ ...spec, description: `${spec.description} [${entry.name}]` }));
     }
-  run.action((names: string[], flags: RunFlags) => act(runAction(names, flags, registry, log)));
+  run.action((names: string[], flags: RunFlags, command: Command) =>
+    act(runAction(names, { ...flags, seedGiven: command.getOptionValueSource('seed') === 'cli' }, registry, log)),
+  );
 
   const data = program.command('data').description('fetch or verify the datasets');
   data

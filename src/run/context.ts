@@ -61,6 +61,8 @@ export interface Experiment<C extends object = object, M extends object = object
   name: string;
   defaults: C;
   profiles: Partial<Record<Profile, Partial<C>>>;
+  /** Why --seed changes nothing here (no random number is drawn), or absent where the seed matters. */
+  seedless?: string;
   /** Config keys no flag may set, with why (q5-subsets: each subset size sets its own epochs, batch size and lr). */
   notSetByFlags?: Partial<Record<keyof C & string, string>>;
   run(config: C, ctx: RunContext): Promise<M>;

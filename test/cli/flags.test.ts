@@ -153,3 +153,27 @@ test('numbers in other forms than digits (and a decimal point or exponent where 
   const [plan] = await planArgv(['node', 'a2', 'run', 'q5-cifar', '--epochs', '12', '--lr=1e-3', '--seed', '007'], registry);
   assert.deepEqual(plan.overrides, { epochs: 12, lr: 0.001 });
 });
+
+test('--seed where no random number is drawn: refused when it changes nothing at all, noted and recorded beside an experiment it changes', async () => {
+  const argv = (...names: string[]) => ['node', 'a2', 'run', ...names, '--profile', 'smoke', '--seed', '7'];
+  await assert.rejects(planArgv(argv('q6-rf', 'q1-adam'), registry), (err: Error) => {
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(err.message, /^--seed changes nothing in q6-rf \(.*no random number drawn\); q1-adam \(.*draw no random number\)$/);
+    return true;
+  });
+  const lines: string[] = [];
+  const plans = await planArgv(argv('q6-rf', 'q4-ops'), registry, (l) => lines.push(l));
+  assert.deepEqual(
+    plans.map((p) => [p.entry.name, p.ignoredFlags]),
+    [
+      ['q6-rf', ['--seed']],
+      ['q4-ops', []],
+    ],
+  );
+  assert.deepEqual(lines, ['note: --seed changes nothing in q6-rf: no random number is drawn there']);
+  // The default seed is not typed: nothing to say.
+  assert.deepEqual(
+    (await planArgv(['node', 'a2', 'run', 'q6-rf'], registry)).map((p) => p.ignoredFlags),
+    [[]],
+  );
+});

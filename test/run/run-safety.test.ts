@@ -165,24 +165,24 @@ async function interruptedRun(out: string, experiment: Experiment<object>, overr
 }
 
 test('--resume refuses a configuration other than the checkpoint’s, listing each difference; without --resume the discarded epochs are named', async () => {
-  const { experiment: q6 } = await import('../../experiments/q6-rf.js');
+  const { experiment: q4 } = await import('../../experiments/q4-ops.js');
   const out = tempDir();
-  await interruptedRun(out, q6);
-  const staging = path.join(out, '.partial', 'q6-rf');
+  await interruptedRun(out, q4);
+  const staging = path.join(out, '.partial', 'q4-ops');
   assert.equal(existsSync(path.join(staging, LOCK_FILE)), false, 'an abandoned run releases its lock');
 
-  const changed = await a2('run', 'q6-rf', '--resume', '--layers', 'conv2d(3,1)', '--seed', '4', '--out', out);
+  const changed = await a2('run', 'q4-ops', '--resume', '--input', 'x.pt', '--seed', '4', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(changed.code, 2);
   const message = changed.errors.join('\n');
-  assert.match(message, /--resume: the checkpoint in .*q6-rf.checkpoints was made with another configuration/);
+  assert.match(message, /--resume: the checkpoint in .*q4-ops.checkpoints was made with another configuration/);
   assert.match(message, /seed: checkpoint 0 vs requested 4/);
-  assert.match(message, /layers: checkpoint "" vs requested "conv2d\(3,1\)"/);
+  assert.match(message, /input: checkpoint "" vs requested "x\.pt"/);
   assert.ok(hasCheckpoint(path.join(staging, 'checkpoints')), 'a refused resume keeps the checkpoint');
 
-  const fresh = await a2('run', 'q6-rf', '--out', out);
+  const fresh = await a2('run', 'q4-ops', '--data-dir', DATA_DIR, '--out', out);
   assert.equal(fresh.code, 0, fresh.lines.join('\n'));
   assert.ok(
-    fresh.lines.includes('[q6-rf] discarding the checkpoint of an interrupted run (epochs 1–2 done); --resume would have continued it'),
+    fresh.lines.includes('[q4-ops] discarding the checkpoint of an interrupted run (epochs 1–2 done); --resume would have continued it'),
     fresh.lines.join('\n'),
   );
 });
