@@ -138,6 +138,28 @@ export async function checkExperimentDir(dir: string, experiment: Checkable): Pr
   ];
   const problems: string[] = [];
   for (const artefact of declared) problems.push(...(await checkFile(path.join(dir, artefact.file), artefact)));
+  if (problems.length === 0) problems.push(...accuracyProblems(path.join(dir, 'metrics.json')));
+  return problems;
+}
+
+/**
+ * Accuracies are fractions of images: every number under a key that names one (testAcc,
+ * finalTestAcc, nearestClassMeanAccuracy, …) must lie in [0, 1]. A schema says "a number"; this
+ * catches a percentage or a hand edit that the schema lets through.
+ */
+function accuracyProblems(file: string): string[] {
+  const problems: string[] = [];
+  const visit = (value: unknown, at: string): void => {
+    if (Array.isArray(value)) value.forEach((v, i) => visit(v, `${at}[${i}]`));
+    else if (value !== null && typeof value === 'object')
+      for (const [key, v] of Object.entries(value)) {
+        const where = at ? `${at}.${key}` : key;
+        if (/[aA]cc(uracy)?(?![a-z])/.test(key) && typeof v === 'number' && !(v >= 0 && v <= 1))
+          problems.push(`${file}: ${where} is ${v}, expected an accuracy between 0 and 1`);
+        visit(v, where);
+      }
+  };
+  visit(JSON.parse(readFileSync(file, 'utf8')), '');
   return problems;
 }
 

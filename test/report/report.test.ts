@@ -100,3 +100,25 @@ test('a report of a folder that does not exist, or of a file, is a usage error t
   }
   assert.equal(existsSync(typo), false);
 });
+
+test('an accuracy outside [0, 1] anywhere in metrics.json is a problem the schema alone let through', async () => {
+  const { checkExperimentDir } = await import('../../src/report/check.js');
+  const { mkdirSync } = await import('node:fs');
+  const dir = path.join(tempDir(), 'x');
+  mkdirSync(dir);
+  const run = { experiment: 'x', profile: 'full', seed: 0, config: {}, backend: { name: 'cpu' }, packages: {}, dataFiles: [] };
+  writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ ...run, startedAt: '2026-01-01T00:00:00Z', durationSeconds: 1 }));
+  const experiment = { name: 'x', artefacts: [], metricsSchema: {} };
+  const metrics = (finalTestAcc: number, testAccNoTta: number) => ({
+    finalTestAcc,
+    epochs: [{ testAcc: 0.5, trainAcc: 1 }],
+    variants: [{ testAccNoTta, accumulation: 7 }],
+  });
+  writeFileSync(path.join(dir, 'metrics.json'), JSON.stringify(metrics(0.92, 0)));
+  assert.deepEqual(await checkExperimentDir(dir, experiment), []);
+  writeFileSync(path.join(dir, 'metrics.json'), JSON.stringify(metrics(7.5, -0.1)));
+  assert.deepEqual(await checkExperimentDir(dir, experiment), [
+    `${path.join(dir, 'metrics.json')}: finalTestAcc is 7.5, expected an accuracy between 0 and 1`,
+    `${path.join(dir, 'metrics.json')}: variants[0].testAccNoTta is -0.1, expected an accuracy between 0 and 1`,
+  ]);
+});
