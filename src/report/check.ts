@@ -150,7 +150,7 @@ export async function checkExperimentDir(dir: string, experiment: Checkable): Pr
 function accuracyProblems(file: string): string[] {
   const problems: string[] = [];
   const visit = (value: unknown, at: string): void => {
-    if (Array.isArray(value)) value.forEach((v, i) => visit(v, `${at}[${i}]`));
+    if (Array.isArray(value)) for (const [i, v] of value.entries()) visit(v, `${at}[${i}]`);
     else if (value !== null && typeof value === 'object')
       for (const [key, v] of Object.entries(value)) {
         const where = at ? `${at}.${key}` : key;
