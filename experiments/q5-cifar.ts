@@ -210,20 +210,24 @@ function whyNinetyIsHard(epochs: EpochRecord[], finalTest: FinalTest | undefined
       : `- One-view test accuracy never reached 90% in ${epochs.length} epochs (best ${pct(Math.max(...epochs.map((e) => e.testAcc)), 2)})${withViews(false)}.`,
   ];
   // Training accuracy is measured on augmented images while the weights move, so it understates
-  // how well the final weights fit the training set: a positive gap is a lower bound.
+  // how well the final weights fit the training set: the misses it counts are an upper bound on
+  // the final weights' misses there, and the gap to test accuracy a lower bound.
+  const measured = 'Measured that way it understates how well the final weights fit their training images';
   if (gap > 0.01) {
-    // Of what one view misses, the part training accuracy misses too and the part only unseen images lose.
     const [missed, unfit] = [1 - last.testAcc, 1 - last.trainAcc];
     const amount = (share: number) => `${(100 * share).toFixed(2)} points`;
     lines.push(
       `- Training accuracy (on augmented images, while the weights move) ended ${points(gap)} above one-view test accuracy. ` +
-        `Of the ${amount(missed)} one view misses, ${amount(unfit)} are missed on the training images too (as measured) and ${amount(gap)} ` +
-        `are lost only on unseen ones: ${gap > unfit ? 'most of the missing points are lost in generalising' : 'most of the missing points are not fitted even on training images (as measured), the smaller part is lost in generalising'}.`,
+        `${measured}, so of the ${amount(missed)} one view misses, at most ${amount(unfit)} are missed on training images too ` +
+        `and at least ${amount(gap)} are lost only on unseen ones` +
+        (gap > unfit
+          ? ': most of the missing points are lost in generalising.'
+          : '; these numbers do not say which part is the larger (clean training images scored with the final weights would).'),
     );
   } else
     lines.push(
-      `- Training accuracy (on augmented images, while the weights move) ended ${points(gap)} from one-view test accuracy: ` +
-        'the net fits its (augmented) training images little better than unseen ones, which points at capacity or epochs rather than generalisation as the limit.',
+      `- Training accuracy (on augmented images, while the weights move) ended ${points(gap)} from one-view test accuracy. ` +
+        `${measured}, so this does not show whether fitting or generalising limits the accuracy.`,
     );
   if (half !== last)
     lines.push(

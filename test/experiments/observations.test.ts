@@ -80,19 +80,19 @@ test("q5-cifar: the epochs' seconds split into the steps, the rest of the loop a
   assert.doesNotMatch(older, /training steps/);
 });
 
-test('q5-cifar: what one view misses is split into what training misses too and what only unseen images lose; "generalising" as the larger part only when it is', () => {
+test('q5-cifar: what one view misses is bounded by what training misses too (at most) and what only unseen images lose (at least); "generalising" only when the bounds show it', () => {
   const ahead = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.97, 0.91)]));
   assert.match(
     ahead,
-    /Of the 9\.00 points one view misses, 3\.00 points are missed on the training images too \(as measured\) and 6\.00 points are lost only on unseen ones: most of the missing points are lost in generalising\./,
+    /so of the 9\.00 points one view misses, at most 3\.00 points are missed on training images too and at least 6\.00 points are lost only on unseen ones: most of the missing points are lost in generalising\./,
   );
-  // The committed run's last epoch: training 92.81%, one view 91.27%: most points are missed in training too.
+  // The committed run's last epoch: training 92.81%, one view 91.27%: the bounds do not decide.
   const close = q5Observations(q5Facts([epoch(1, 0.7, 0.6), epoch(2, 0.9281, 0.9127)]));
   assert.match(
     close,
-    /Of the 8\.73 points one view misses, 7\.19 points are missed on the training images too \(as measured\) and 1\.54 points are lost only on unseen ones: most of the missing points are not fitted even on training images/,
+    /at most 7\.19 points are missed on training images too and at least 1\.54 points are lost only on unseen ones; these numbers do not say which part is the larger/,
   );
-  assert.doesNotMatch(close, /most of the missing points are lost in generalising/);
+  assert.doesNotMatch(close, /most of the missing points/);
   assert.match(ahead, /At or above the 90% target/);
   assert.match(
     ahead,
@@ -100,8 +100,8 @@ test('q5-cifar: what one view misses is split into what training misses too and 
   );
   assert.match(ahead, /- 94%: not reached in 2 epochs \(best 91\.00%\)/);
   const behind = q5Observations(q5Facts([epoch(1, 0.5, 0.6), epoch(2, 0.8, 0.85)]));
-  assert.doesNotMatch(behind, /generalising, not in fitting/);
-  assert.match(behind, /little better than unseen ones/);
+  assert.doesNotMatch(behind, /most of the missing points/);
+  assert.match(behind, /so this does not show whether fitting or generalising limits the accuracy/);
   assert.match(behind, /Below the 90% target/);
   assert.match(behind, /never reached 90% in 2 epochs/);
 });
@@ -386,8 +386,15 @@ test('q5-ablations: the one-line summary names the biggest drop only where a var
   const metrics = (accs: number[]) =>
     ({
       seedToSeedPoints: 0.5,
+      seedToSeedPointsNoTta: 0.75,
       variants: accs.map((testAcc, i) => ({ ...variant(i === 0 ? 'recipe' : `variant ${i}`, testAcc), trainAcc: 0.9, epochs: [] })),
     }) as unknown as Parameters<NonNullable<typeof ablations.headline>>[0];
-  assert.equal(ablations.headline?.(metrics([0.8, 0.79, 0.75])), 'recipe 80.00% (seeds differ 0.50); biggest drop: variant 2 -5.00 points');
-  assert.equal(ablations.headline?.(metrics([0.8, 0.8, 0.81])), 'recipe 80.00% (seeds differ 0.50); no variant below the recipe');
+  assert.equal(
+    ablations.headline?.(metrics([0.8, 0.79, 0.75])),
+    'recipe 80.00% (seeds differ 0.50, 0.75 on one view); biggest drop: variant 2 -5.00 points',
+  );
+  assert.equal(
+    ablations.headline?.(metrics([0.8, 0.8, 0.81])),
+    'recipe 80.00% (seeds differ 0.50, 0.75 on one view); no variant below the recipe',
+  );
 });
