@@ -72,6 +72,8 @@ export function analyticFields(layers: Layer[]): LayerField[] {
 
 /** The measured field's input is a square of this side at most (16.8 M floats). */
 const MAX_MEASURED_SIDE = 4096;
+/** …and costs this many multiply-adds at most (Table 1's largest row: ~7.5e6). */
+const MAX_MEASURED_WORK = 2e10;
 
 /**
  * Backpropagates one output pixel to the input and measures the side of the square of
@@ -84,6 +86,17 @@ export function empiricalField(layers: Layer[], expectedRf: number): number {
   if (size > MAX_MEASURED_SIDE)
     throw new UsageError(
       `--layers: a receptive field of ${expectedRf} (jump ${jumpAll}) needs a ${size}×${size} input to measure; a2 measures up to ${MAX_MEASURED_SIDE}×${MAX_MEASURED_SIDE}`,
+    );
+  // Each layer's window products over its output, forward and back: what the measurement costs.
+  let side = size,
+    work = 0;
+  for (const l of layers) {
+    side = Math.floor((side - l.k) / l.s) + 1;
+    work += 3 * side * side * l.k * l.k;
+  }
+  if (work > MAX_MEASURED_WORK)
+    throw new UsageError(
+      `--layers: measuring a receptive field of ${expectedRf} takes ~${work.toExponential(1)} multiply-adds; a2 measures up to ${MAX_MEASURED_WORK.toExponential(0)} (about a minute)`,
     );
   return tf.tidy(() => {
     const forward = (x: tf.Tensor4D): tf.Tensor4D =>

@@ -39,33 +39,33 @@ export function parseSeed(value: string): number {
   return n;
 }
 
-/** A folder flag: "" would silently mean the current folder. */
-function parseFolder(flag: string) {
+/** A text flag: "" would silently mean its default (the current folder, the assignment's file, Table 1). */
+function parseNonBlank(flag: string, what: string) {
   return (value: string): string => {
-    if (value.trim() === '') throw new InvalidArgumentError(`${flag} expects a folder, found an empty string.`);
+    if (value.trim() === '') throw new InvalidArgumentError(`${flag} expects ${what}, found an empty string.`);
     return value;
   };
 }
+const parseFolder = (flag: string) => parseNonBlank(flag, 'a folder');
 
 /**
  * Commander lets the last of a repeated flag win; a2 refuses the repeat instead, so that no
- * value a user typed is silently dropped (`--epochs 1 --epochs 2`).
+ * value a user typed is silently dropped (`--epochs 1 --epochs 2`). Counted from Commander's own
+ * option events, so a value that looks like a flag is taken as Commander takes it.
  */
-function refuseRepeatedFlags(argv: string[]): void {
-  const end = argv.indexOf('--');
-  const values = new Map<string, (string | null)[]>();
-  (end < 0 ? argv : argv.slice(0, end)).forEach((token, i) => {
-    const flag = /^(--[a-z][a-z0-9-]*)(=(.*))?$/.exec(token);
-    if (!flag) return;
-    const next = argv[i + 1];
-    const value = flag[3] ?? (next !== undefined && !next.startsWith('-') ? next : null);
-    values.set(flag[1], [...(values.get(flag[1]) ?? []), value]);
+function refuseRepeatedFlags(command: Command): void {
+  const given = new Map<string, (string | undefined)[]>();
+  for (const option of command.options)
+    command.on(`option:${option.name()}`, (value?: string) =>
+      given.set(option.long ?? option.name(), [...(given.get(option.long ?? option.name()) ?? []), value]),
+    );
+  command.hook('preAction', () => {
+    for (const [flag, values] of given)
+      if (values.length > 1)
+        throw new UsageError(
+          `${flag} given ${values.length} times (${values.map((v) => (v === undefined ? 'without a value' : `"${v}"`)).join(', ')}); give it once`,
+        );
   });
-  for (const [flag, given] of values)
-    if (given.length > 1)
-      throw new UsageError(
-        `${flag} given ${given.length} times (${given.map((v) => (v === null ? 'without a value' : `"${v}"`)).join(', ')}); give it once`,
-      );
 }
 
 function makeOption(spec: FlagSpec): Option {
@@ -74,7 +74,7 @@ function makeOption(spec: FlagSpec): Option {
   const parsers: Record<FlagKind, ((v: string) => unknown) | undefined> = {
     number: parseFiniteNumber(name),
     'positive-int': parsePositiveInt(name),
-    string: undefined,
+    string: parseNonBlank(name, 'a value'),
     boolean: undefined,
   };
   const parser = parsers[spec.kind];
@@ -267,8 +267,14 @@ async function runCommand(names: string[], flags: RunFlags, registry: RegistryEn
   // The report follows every landed result, one experiment's too (a failed lone run lands nothing).
   if (plans.length > 1 || summary.some((s) => s.status === 'ok')) {
     const { writeReport } = await import('../report/index.js');
-    const written = await writeReport(flags.out, await loadExperiments(registry));
-    log(`report: ${written.join(', ')}`);
+    try {
+      const written = await writeReport(flags.out, await loadExperiments(registry));
+      log(`report: ${written.join(', ')}`);
+    } catch (err) {
+      // The results have landed; a report that could not be written (another a2 landing into the
+      // same folder at that moment, a full disk) is said, and rewritten by a2 report.
+      log(`note: the report was not rewritten (${describeError(err)}); npx a2 report --out ${flags.out} writes it`);
+    }
   }
   return summary.some((s) => s.status !== 'ok') ? 1 : 0;
 }
@@ -418,6 +424,8 @@ export function buildProgram(
         })(),
       ),
     );
+  const everyCommand = (command: Command): Command[] => [command, ...command.commands.flatMap(everyCommand)];
+  for (const command of everyCommand(program)) refuseRepeatedFlags(command);
   return program;
 }
 
@@ -427,7 +435,6 @@ async function parseAndAct(argv: string[], registry: RegistryEntry[], log: (l: s
   const act = (p: Promise<number>) => {
     pending = p;
   };
-  refuseRepeatedFlags(argv);
   await buildProgram(registry, act, log, runAction).parseAsync(argv);
   return pending === undefined ? 0 : await pending;
 }

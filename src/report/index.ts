@@ -63,7 +63,8 @@ export async function assess(outRoot: string, experiments: Reportable[], project
 /** The command that (re)makes a result in the outputs folder `dir` sits in: --out named unless it is outputs/. */
 function rerunCommand(name: string, dir: string): string {
   const outRoot = path.dirname(dir);
-  return `npx a2 run ${name}${path.resolve(outRoot) === path.resolve('outputs') ? '' : ` --out ${outRoot}`}`;
+  const quoted = /[^\w@%+=:,./-]/.test(outRoot) ? `'${outRoot.replaceAll("'", "'\\''")}'` : outRoot;
+  return `npx a2 run ${name}${path.resolve(outRoot) === path.resolve('outputs') ? '' : ` --out ${quoted}`}`;
 }
 
 /** `a2 report --check`: one line per result that is missing, stale, not full-profile or invalid. */

@@ -106,8 +106,13 @@ export async function loadCheckpoint<S extends CheckpointState>(
   } catch (err) {
     damaged('model', err);
   }
+  let entries: TensorEntry[] = [];
   try {
-    const entries = JSON.parse(readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as TensorEntry[];
+    entries = JSON.parse(readFileSync(path.join(dir, 'optimizer.json'), 'utf8')) as TensorEntry[];
+  } catch (err) {
+    damaged('optimizer.json', err);
+  }
+  try {
     const bin = readFileSync(path.join(dir, 'optimizer.bin'));
     const all = new Float32Array(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength - (bin.byteLength % 4)));
     for (const e of entries)

@@ -309,10 +309,11 @@ export class RunContext {
       durationSeconds: (finished.getTime() - this.started.getTime()) / 1000,
       ...this.manifestExtras,
     });
+    // Before the checkpoints go: a file that appeared where the results go must not cost the training.
+    refuseFileInTheWay(this.finalDir);
     rmSync(path.join(this.dir, 'checkpoints'), { recursive: true, force: true });
     rmSync(this.path(STAGED_RUN), { force: true });
     const old = `${this.finalDir}.old-${process.pid}`;
-    refuseFileInTheWay(this.finalDir);
     const hadOld = existsSync(this.finalDir);
     if (hadOld) renameSync(this.finalDir, old);
     // The lock moves with the folder: until the rename no other a2 can have entered it.
@@ -332,6 +333,7 @@ export class RunContext {
   /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use; release the lock. */
   abandon(): void {
     if (describeCheckpoints(this.path('checkpoints')) === undefined) {
+      this.releaseLock();
       rmSync(this.dir, { recursive: true, force: true });
       removeIfEmpty(path.dirname(this.dir));
     } else this.releaseLock();

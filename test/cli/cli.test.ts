@@ -26,6 +26,9 @@ const usageCases: [string, string[]][] = [
   ['a malformed --layers stack', ['run', 'q6-rf', '--layers', 'conv(3,1)']],
   ['a --layers stack with an empty layer', ['run', 'q6-rf', '--layers', 'conv2d(3,1),']],
   ['a --layers stack too large to measure', ['run', 'q6-rf', '--layers', 'conv2d(100000,1)']],
+  ['a --layers stack too costly to measure', ['run', 'q6-rf', '--layers', 'conv2d(300,1),conv2d(300,1)']],
+  ['an empty --layers', ['run', 'q6-rf', '--layers', '']],
+  ['an empty --input', ['run', 'q4-ops', '--input', ' ']],
   ['a flag of an experiment not being run', ['run', 'q6-rf', '--far-slope', '-0.5']],
 ];
 

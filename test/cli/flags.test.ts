@@ -137,6 +137,8 @@ test('numbers in other forms than digits (and a decimal point or exponent where 
     ['--data-dir', ' '],
     ['--epochs', '1', '--epochs', '2'],
     ['--profile', 'full', '--profile=smoke'],
+    ['--lr', '-0.5', '--lr', '0.5'],
+    ['--resume', '--resume'],
   ];
   for (const args of refused)
     await assert.rejects(planArgv(['node', 'a2', 'run', 'q5-cifar', ...args], registry), (err: Error & { code?: string }) => {
@@ -148,6 +150,11 @@ test('numbers in other forms than digits (and a decimal point or exponent where 
   await assert.rejects(planArgv(['node', 'a2', 'run', 'q5-cifar', '--epochs', '1', '--epochs', '2'], registry), {
     name: 'UsageError',
     message: '--epochs given 2 times ("1", "2"); give it once',
+  });
+  // The values as Commander took them: a negative number is a value, not a flag.
+  await assert.rejects(planArgv(['node', 'a2', 'run', 'q1-adam', '--far-slope', '-0.5', '--far-slope=2'], registry), {
+    name: 'UsageError',
+    message: '--far-slope given 2 times ("-0.5", "2"); give it once',
   });
   // Accepted as written: plain digits, a decimal rate, an exponent on a rate, a flag's value after "=".
   const [plan] = await planArgv(['node', 'a2', 'run', 'q5-cifar', '--epochs', '12', '--lr=1e-3', '--seed', '007'], registry);

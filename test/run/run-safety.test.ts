@@ -67,6 +67,24 @@ process.exit(130);`;
   assert.deepEqual(readdirSync(dir), []);
 });
 
+test('a run abandoned with or without checkpoints, or landed, leaves no exit hook behind', async () => {
+  const { experiment: q4 } = await import('../../experiments/q4-ops.js');
+  const backend = await initBackend();
+  const before = process.listenerCount('exit');
+  const context = (out: string) =>
+    new RunContext(
+      'q4-ops',
+      { profile: 'full', seed: 0, outRoot: out, overrides: {}, log: () => {} },
+      resolveConfig(q4, 'full', {}),
+      backend,
+    );
+  context(tempDir()).abandon();
+  await interruptedRun(tempDir(), q4);
+  const landed = context(tempDir());
+  landed.finish({});
+  assert.equal(process.listenerCount('exit'), before);
+});
+
 test('a staging folder held by a live a2 is refused, naming the holder; a dead holder is taken over with a note', async () => {
   const holder = spawn('sleep', ['60'], { stdio: 'ignore' });
   try {
