@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { loadImage } from 'canvas';
-import { unzlibSync } from 'fflate';
+import { crc32, inflateSync } from 'node:zlib';
 import type { Artefact, JsonSchema } from './declare.js';
 import { num, obj, str } from './declare.js';
 
@@ -44,9 +44,10 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
 
 /**
- * Why a PNG's pixels would not all decode, or undefined: every chunk inside the file, an IEND,
- * and the image data inflating to the rows its header promises. An image reader reads the
- * header and draws what arrives, so a file cut short (or its data garbled) still "loads".
+ * Why a PNG's pixels would not all decode, or undefined: every chunk inside the file with its
+ * CRC, an IEND, and the image data inflating (zlib checks its Adler-32) to the rows its header
+ * promises. An image reader reads the header and draws what arrives, so a file cut short (or its
+ * data garbled) still "loads".
  */
 function pngDataProblem(bytes: Buffer): string | undefined {
   if (!bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return 'no PNG signature';
@@ -59,6 +60,8 @@ function pngDataProblem(bytes: Buffer): string | undefined {
     const type = bytes.toString('latin1', offset + 4, offset + 8);
     if (offset + 12 + length > bytes.length) return `cut short inside its ${type} chunk (${length} bytes declared at byte ${offset})`;
     const data = bytes.subarray(offset + 8, offset + 8 + length);
+    if (crc32(bytes.subarray(offset + 4, offset + 8 + length)) !== bytes.readUInt32BE(offset + 8 + length))
+      return `its ${type} chunk at byte ${offset} fails its CRC`;
     if (type === 'IHDR')
       header = {
         width: data.readUInt32BE(0),
@@ -74,7 +77,7 @@ function pngDataProblem(bytes: Buffer): string | undefined {
   if (!header || !(header.colorType in PNG_CHANNELS)) return 'no valid IHDR chunk';
   let pixels: Uint8Array;
   try {
-    pixels = unzlibSync(Buffer.concat(idat));
+    pixels = inflateSync(Buffer.concat(idat));
   } catch (err) {
     return `its image data does not inflate (${(err as Error).message})`;
   }

@@ -37,11 +37,20 @@ test('the artefact check accepts what the runs wrote and catches a PNG that is n
   const idat = whole.indexOf('IDAT');
   const garbled = Buffer.from(whole);
   garbled.fill(0x55, idat + 40, idat + 80);
+  // One bit of the compressed rows: half of such flips still inflate without the chunk CRC and zlib's Adler-32.
+  const { crc32 } = await import('node:zlib');
+  const flipped = Buffer.from(whole);
+  flipped[idat + 60] ^= 0x08;
+  const flippedWithCrc = Buffer.from(flipped);
+  const idatLength = whole.readUInt32BE(idat - 4);
+  flippedWithCrc.writeUInt32BE(crc32(flippedWithCrc.subarray(idat, idat + 4 + idatLength)), idat + 4 + idatLength);
   for (const [damage, bytes, why] of [
     ['not a png', Buffer.from('not a png'), /no PNG signature/],
     ['cut to half', whole.subarray(0, whole.length >> 1), /cut short inside its IDAT chunk/],
     ['cut to 100 bytes', whole.subarray(0, 100), /cut short/],
-    ['its image data garbled', garbled, /its image data does not inflate/],
+    ['its image data garbled', garbled, /its IDAT chunk at byte \d+ fails its CRC/],
+    ['one bit flipped in its image data', flipped, /its IDAT chunk at byte \d+ fails its CRC/],
+    ['one bit flipped, its CRC made to match', flippedWithCrc, /its image data does not inflate|its image data holds/],
   ] as const) {
     writeFileSync(table, bytes);
     const problems = await checkOutputs(broken, await experiments('q6-rf'));
