@@ -7,9 +7,8 @@
 // Linear maps the last axis.
 //   npx a2 run q4-ops                                   the assignment's files
 //   npx a2 run q4-ops --input X.pt --filter Y.pt        any (N,C,L) input and (C_out,C,k) filter
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { type PtTensor, encodePt, readPt } from '../src/data/index.js';
+import { ASSIGNMENT_DIRS, type PtTensor, encodePt, locateAssignmentFile, readPt } from '../src/data/index.js';
 import { InputError, UsageError } from '../src/errors.js';
 import { type Artefact, list, num, numbers, obj } from '../src/report/declare.js';
 import type { Experiment, RunContext } from '../src/run/index.js';
@@ -160,9 +159,9 @@ function tfjsOps(x: Float32Array, { N, C, L }: Dims, w: Kernel, weight: PtTensor
  * made-up inputs would pass for Q4's answers.
  */
 function locateDefault(ctx: RunContext, name: string, flag: string): string {
-  const places = [path.join(ctx.dataDir, 'assignment-q4', name), path.join(ctx.dataDir, 'q4', name)];
-  const found = places.find(existsSync);
+  const found = locateAssignmentFile(ctx.dataDir, name);
   if (found) return found;
+  const places = ASSIGNMENT_DIRS.map((dir) => path.join(ctx.dataDir, dir, name));
   throw new InputError(
     places[0],
     `the assignment's ${name} (there or in ${path.dirname(places[1])}/; the data folder from --data-dir, else $A2_DATA_DIR, else data/; or give ${flag} FILE)`,

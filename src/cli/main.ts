@@ -1,5 +1,7 @@
 // The a2 command line: list, run, data, report. The only place that decides exit codes:
 // 0 ok, 1 a run or input failed, 2 usage.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { UsageError, describeError } from '../errors.js';
 import type { Experiment } from '../run/index.js';
@@ -367,7 +369,7 @@ export function buildProgram(
     .action((opts: { dataDir?: string }) =>
       act(
         (async () => {
-          const { DATASETS, verifyDataset, resolveDataDir } = await import('../data/index.js');
+          const { ASSIGNMENT_DIRS, DATASETS, locateAssignmentFile, md5, verifyDataset, resolveDataDir } = await import('../data/index.js');
           const dir = resolveDataDir(opts.dataDir);
           let bad = 0;
           for (const name of DATASETS)
@@ -377,6 +379,16 @@ export function buildProgram(
                 `${check.status.padEnd(8)} ${check.name}${check.status === 'bad-md5' ? ` (md5 ${check.found}, expected ${check.expected})` : check.status === 'missing' ? ` (expected md5 ${check.expected})` : ''}`,
               );
             }
+          // The assignment's Q4 files: no published md5 to check them against, only whether they are there.
+          for (const name of ['pixel_input.pt', 'filter.pt']) {
+            const found = locateAssignmentFile(dir, name);
+            if (!found) bad++;
+            log(
+              found
+                ? `${'present'.padEnd(8)} ${found} (md5 ${md5(readFileSync(found))}; the assignment publishes none to check against)`
+                : `${'missing'.padEnd(8)} ${path.join(dir, ASSIGNMENT_DIRS[0], name)} (or in ${ASSIGNMENT_DIRS[1]}/; q4-ops needs it, and only the assignment has it)`,
+            );
+          }
           return bad > 0 ? 1 : 0;
         })(),
       ),

@@ -38,6 +38,14 @@ export const OFFICIAL_FILES: Record<'mnist' | 'cifar10', OfficialFile[]> = {
   ],
 };
 
+/** Where the assignment's own files (Q4's pixel_input.pt and filter.pt) may sit under the data folder, first first. */
+export const ASSIGNMENT_DIRS = ['assignment-q4', 'q4'];
+
+/** The assignment's file `name` in the data folder, or undefined. They came with the assignment: no mirror has them. */
+export function locateAssignmentFile(dataDir: string, name: string): string | undefined {
+  return ASSIGNMENT_DIRS.map((dir) => path.join(dataDir, dir, name)).find(existsSync);
+}
+
 /** --data-dir, else A2_DATA_DIR, else data/ under the working directory. */
 export function resolveDataDir(flag?: string): string {
   return path.resolve(flag ?? process.env.A2_DATA_DIR ?? 'data');

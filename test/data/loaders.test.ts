@@ -80,3 +80,22 @@ test('verify reports every official file present and matching', () => {
   }
   assert.ok(verifyDataset(tempDir(), 'mnist').every((c) => c.status === 'missing'));
 });
+
+test("a2 data verify lists the assignment's Q4 files too: present with their md5, or missing (exit 1)", async () => {
+  const { a2 } = await import('../helpers.js');
+  const whole = await a2('data', 'verify', '--data-dir', DATA_DIR);
+  assert.equal(whole.code, 0, whole.lines.join('\n'));
+  for (const name of ['pixel_input.pt', 'filter.pt'])
+    assert.ok(
+      whole.lines.some((l) => /^present {2}.*assignment-q4\//.test(l) && l.includes(`${name} (md5 `)),
+      whole.lines.join('\n'),
+    );
+  const empty = tempDir();
+  const bare = await a2('data', 'verify', '--data-dir', empty);
+  assert.equal(bare.code, 1);
+  assert.ok(
+    bare.lines.includes(
+      `missing  ${path.join(empty, 'assignment-q4', 'filter.pt')} (or in q4/; q4-ops needs it, and only the assignment has it)`,
+    ),
+  );
+});
