@@ -289,8 +289,10 @@ export function buildProgram(
   log: (l: string) => void,
   runAction: RunAction = runCommand,
 ): Command {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   const program = new Command('a2')
     .description('CS5242 Assignment 2, reproduced: every question from real data and real training, into outputs/.')
+    .version(version, '--version', "print a2's version")
     .showHelpAfterError('(a2 --help lists the commands)')
     .exitOverride();
 

@@ -126,3 +126,12 @@ test("one experiment's run refreshes the report of its outputs folder too", asyn
   assert.match(report, /q1-adam.*has no results/s, 'the experiments not run are listed as missing');
   assert.ok(existsSync(path.join(out, 'index.html')));
 });
+
+test('--version prints the version of package.json and exits 0', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ROOT } = await import('../helpers.js');
+  const { spawnSync } = await import('node:child_process');
+  const run = spawnSync(process.execPath, [path.join(ROOT, 'bin/a2.js'), '--version'], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.equal(run.stdout, `${(JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+});
