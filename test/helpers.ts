@@ -9,6 +9,8 @@ import { registry } from '../experiments/index.js';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The real datasets: $A2_DATA_DIR, else ../shared/data beside the checkout. */
 export const DATA_DIR = process.env.A2_DATA_DIR ?? path.resolve(ROOT, '../shared/data');
+// Runs that name no --data-dir (in-process and child a2 alike) read the same datasets.
+process.env.A2_DATA_DIR = DATA_DIR;
 
 export function tempDir(prefix = 'a2-test-'): string {
   return mkdtempSync(path.join(os.tmpdir(), prefix));
