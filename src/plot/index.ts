@@ -155,6 +155,9 @@ export function lineChart(opts: {
   const seriesCount = new Set(opts.rows.map((r) => r[opts.series])).size;
   // Whole-number x (epochs, steps) gets whole-number ticks, not 1.0, 1.1, … between two epochs.
   const wholeX = opts.rows.every((r) => Number.isInteger(r[opts.x]));
+  // A log axis over a few whole-number sizes: ticks at those sizes (d3's own crowd 10,000 and 20,000).
+  const xValues = [...new Set(opts.rows.map((r) => r[opts.x] as number))].sort((a, b) => a - b);
+  const logTicks = opts.logX && wholeX && xValues.length <= 12 ? { axis: { values: xValues, format: ',d' } } : {};
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: opts.subtitle ? { text: opts.title, subtitle: opts.subtitle } : opts.title,
@@ -168,7 +171,7 @@ export function lineChart(opts: {
         type: 'quantitative',
         scale: opts.logX ? { type: 'log' } : { zero: false },
         ...(opts.xTitle ? { title: opts.xTitle } : {}),
-        ...(wholeX && !opts.logX ? { axis: { tickMinStep: 1, format: 'd' } } : {}),
+        ...(wholeX && !opts.logX ? { axis: { tickMinStep: 1, format: 'd' } } : logTicks),
       },
       y: {
         field: opts.y,

@@ -30,3 +30,13 @@ test('a grid row of wide charts is only as tall as the charts, not a square cell
   assert.equal(grid.height, 2 * (200 + 22 + 10 + 10));
   assert.equal(square.height, 2 * (400 + 22 + 10 + 10));
 });
+
+test('a log x axis over a few whole-number sizes ticks at those sizes, written in full', () => {
+  const rows = [10, 100, 1000, 10000, 50000].map((images, i) => ({ images, accuracy: i / 5, split: 'testing' }));
+  const spec = lineChart({ title: 't', x: 'images', y: 'accuracy', series: 'split', rows, logX: true }) as unknown as {
+    encoding: { x: { axis?: { values?: number[]; format?: string } } };
+  };
+  assert.deepEqual(spec.encoding.x.axis, { values: [10, 100, 1000, 10000, 50000], format: ',d' });
+  const linear = lineChart({ title: 't', x: 'images', y: 'accuracy', series: 'split', rows }) as unknown as typeof spec;
+  assert.deepEqual(linear.encoding.x.axis, { tickMinStep: 1, format: 'd' });
+});
