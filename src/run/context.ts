@@ -332,11 +332,11 @@ export class RunContext {
 
   /** After a failure: drop the staging folder unless it holds checkpoints a --resume can use; release the lock. */
   abandon(): void {
+    this.releaseLock();
     if (describeCheckpoints(this.path('checkpoints')) === undefined) {
-      this.releaseLock();
       rmSync(this.dir, { recursive: true, force: true });
       removeIfEmpty(path.dirname(this.dir));
-    } else this.releaseLock();
+    }
   }
 }
 
